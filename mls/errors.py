@@ -1,0 +1,258 @@
+"""The single exception hierarchy of ``mls``.
+
+Every error the library raises is an :class:`MLSError`. The tree below splits them by cause:
+
+- :class:`PeerError`: the *input* was bad (a peer, a server or a file sent it). The message is
+  rejected and every group, tree and key is left exactly as it was.
+
+  - :class:`DecodeError`: the bytes do not parse (truncated, trailing bytes, bad varint, ...).
+  - :class:`AuthError`: a cryptographic check failed (signature, MAC, AEAD tag, HPKE open).
+  - :class:`ValidationError`: well-formed and authentic, but breaks a rule of RFC 9420.
+
+- :class:`UsageError`: the caller asked for something the API refuses (local misuse).
+- :class:`UnsupportedError`: a cipher suite, credential type or feature we do not implement.
+- :class:`InternalError`: a bug in this library. Any exception that is *not* an ``MLSError``
+  escaping a ``process`` call is a bug too.
+
+Leaves carry the data that explains them. Messages never contain secret material.
+"""
+
+from __future__ import annotations
+
+
+class MLSError(Exception):
+    """Root of every error raised by this library."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors caused by the input.
+
+
+class PeerError(MLSError):
+    """The input is invalid; reject it and keep the current state."""
+
+
+class DecodeError(PeerError):
+    """The bytes are not a valid TLS-presentation encoding of the expected structure."""
+
+
+class AuthError(PeerError):
+    """A cryptographic verification failed."""
+
+
+class BadSignature(AuthError):
+    """A signature did not verify (RFC 9420 §5.1.2)."""
+
+
+class BadMembershipTag(AuthError):
+    """The membership tag of a PublicMessage is wrong (RFC 9420 §6.2)."""
+
+
+class BadConfirmationTag(AuthError):
+    """The confirmation tag of a commit or GroupInfo is wrong (RFC 9420 §8.1)."""
+
+
+class DecryptFailed(AuthError):
+    """An AEAD or HPKE decryption failed: wrong key, tampered ciphertext or tag."""
+
+
+class BadSenderData(DecryptFailed):
+    """The sender data of a PrivateMessage did not decrypt (RFC 9420 §6.3.2)."""
+
+
+class ValidationError(PeerError):
+    """The input is authentic and well-formed but violates a rule of RFC 9420."""
+
+
+class InvalidKey(ValidationError):
+    """A public key is not a valid point or has the wrong length."""
+
+
+class WrongEpoch(ValidationError):
+    """The message is for an epoch this member cannot process."""
+
+    def __init__(self, message: str, *, expected: int | None = None, got: int | None = None):
+        super().__init__(message)
+        self.expected = expected
+        self.got = got
+
+
+class WrongGroup(ValidationError):
+    """The message names another group."""
+
+
+class UnknownSender(ValidationError):
+    """The sender is not a member, or not a known external sender."""
+
+
+class BadPadding(ValidationError):
+    """Received PrivateMessage padding is not all zero bytes (RFC 9420 §6.3.1)."""
+
+
+class ReplayedMessage(ValidationError):
+    """A message whose ratchet key was already consumed (RFC 9420 §9.2)."""
+
+
+class GenerationOutOfWindow(ValidationError):
+    """A message generation too far behind (already deleted) or too far ahead (DoS bound)."""
+
+
+class ReuseGuardMismatch(ValidationError):
+    """Internal consistency of the reuse guard failed (RFC 9420 §6.3.1)."""
+
+
+class InvalidContentType(ValidationError):
+    """A content type is not allowed in this wire format (e.g. plain application data)."""
+
+
+class InvalidSender(ValidationError):
+    """The sender type is not allowed for this content (RFC 9420 §6, §12.1)."""
+
+
+# Tree (RFC 9420 §7).
+
+
+class TreeError(ValidationError):
+    """The ratchet tree is invalid."""
+
+
+class TreeHashMismatch(TreeError):
+    """The tree hash does not match the one in the GroupContext or GroupInfo (§7.8)."""
+
+
+class ParentHashMismatch(TreeError):
+    """A parent-hash chain does not verify (§7.9.2)."""
+
+
+class DuplicateEncryptionKey(TreeError):
+    """Two nodes share an HPKE encryption key (§7.3)."""
+
+
+class DuplicateSignatureKey(TreeError):
+    """Two leaves share a signature key (§7.3)."""
+
+
+class InvalidLeafNode(TreeError):
+    """A leaf node breaks a rule of §7.3 (source, lifetime, capabilities, extensions)."""
+
+
+class UnsupportedCredential(InvalidLeafNode):
+    """A credential type is not supported by every member (§7.3, §13.4)."""
+
+
+class InvalidUnmergedLeaves(TreeError):
+    """A parent node's unmerged_leaves list is inconsistent (§7.9.2)."""
+
+
+class InvalidUpdatePath(TreeError):
+    """An UpdatePath has the wrong length or its public keys do not match (§12.4.2)."""
+
+
+class TreeShapeError(TreeError):
+    """The encoded tree has an impossible shape (blank last leaf, wrong node kind, ...)."""
+
+
+# Proposals and commits (RFC 9420 §12).
+
+
+class ProposalError(ValidationError):
+    """A proposal or a list of proposals breaks a rule of §12.1 or §12.2."""
+
+
+class DuplicateAdd(ProposalError):
+    """Two Adds for the same client, or an Add of an existing member."""
+
+
+class InvalidRemove(ProposalError):
+    """A Remove of a blank or non-existent leaf, or several removes of one leaf."""
+
+
+class InvalidUpdate(ProposalError):
+    """An Update from the committer, or several updates from one leaf."""
+
+
+class InvalidPSK(ProposalError):
+    """A PreSharedKey proposal or PSK id breaks a rule of §8.4 or §12.1.4."""
+
+
+class InvalidReInit(ProposalError):
+    """A ReInit proposal breaks a rule of §12.1.5 or §12.2."""
+
+
+class InvalidExternalInit(ProposalError):
+    """An ExternalInit proposal or external commit breaks a rule of §12.1.6 or §12.4.3.2."""
+
+
+class InvalidGroupContextExtensions(ProposalError):
+    """A GroupContextExtensions proposal breaks a rule of §12.1.7 or §11.1."""
+
+
+class UnsupportedCapability(ProposalError):
+    """A member or joiner does not support a required extension, proposal or credential."""
+
+
+class MissingProposal(ProposalError):
+    """A commit refers to a proposal by reference that this member does not have."""
+
+
+class CommitError(ValidationError):
+    """A commit breaks a rule of §12.4.2."""
+
+
+class PathRequired(CommitError):
+    """The commit has no UpdatePath although its proposals require one (§12.4)."""
+
+
+class InvalidKeyPackage(ValidationError):
+    """A KeyPackage breaks a rule of §10.1."""
+
+
+class InvalidWelcome(ValidationError):
+    """A Welcome or its GroupInfo breaks a rule of §12.4.3.1."""
+
+
+class NoMatchingKeyPackage(InvalidWelcome):
+    """No EncryptedGroupSecrets in the Welcome is addressed to one of our KeyPackages."""
+
+
+class InvalidGroupInfo(ValidationError):
+    """A GroupInfo breaks a rule of §12.4.3."""
+
+
+class InvalidCredential(ValidationError):
+    """The identity provider rejected a credential."""
+
+
+class InvalidExtension(ValidationError):
+    """An extension is malformed, duplicated or not allowed where it appears (§13)."""
+
+
+class LifetimeError(InvalidLeafNode):
+    """A leaf node or KeyPackage is outside its lifetime (§7.2)."""
+
+
+class MemberRemoved(ValidationError):
+    """This member was removed from the group and can no longer process messages."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors that are not caused by peer input.
+
+
+class UsageError(MLSError):
+    """The caller asked for something the API refuses."""
+
+
+class InvalidState(UsageError):
+    """The operation is not allowed in the group's current state."""
+
+
+class UnsupportedError(MLSError):
+    """The requested cipher suite, credential type or feature is not implemented."""
+
+
+class InternalError(MLSError):
+    """A bug in this library. Please report it."""
+
+
+# Leaves added by later layers go below this line (append only).
