@@ -256,3 +256,15 @@ class InternalError(MLSError):
 
 
 # Leaves added by later layers go below this line (append only).
+
+
+class DuplicateExtension(InvalidExtension, DecodeError):
+    """An extension list holds two extensions of the same type (RFC 9420 §13.4: "Any field
+    containing a list of extensions MUST NOT have more than one extension of any given type").
+
+    Raised while decoding, so it is also a :class:`DecodeError`: the list is malformed."""
+
+
+class MalformedExtension(InvalidExtension, DecodeError):
+    """An extension's ``extension_data`` does not parse as the struct its type defines
+    (RFC 9420 §13.4, §17.3). Also a :class:`DecodeError`."""

@@ -1,0 +1,1 @@
+"""mls: Messaging Layer Security (RFC 9420) in Python."""

@@ -1,0 +1,22 @@
+"""Command line: ``python -m mls vectors run ...`` (conformance), later ``interop`` and ``demo``."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) >= 2 and args[0] == "vectors" and args[1] == "run":
+        from mls.conformance.runner import main as run_vectors
+
+        return run_vectors(args[2:])
+    print(
+        "usage: python -m mls vectors run [PATH ...] [--json]",
+        file=sys.stderr,
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

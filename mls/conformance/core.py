@@ -1,0 +1,148 @@
+"""Vector discovery, per-case execution and result bookkeeping for the conformance runner."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from mls.conformance.registry import handler_name
+
+
+class CaseFailed(Exception):
+    """A vector case did not match."""
+
+
+class CaseUnsupported(Exception):
+    """A vector case (or whole file) that this library cannot run yet."""
+
+
+def h(value: str) -> bytes:
+    """Hex string from a vector file to bytes."""
+    return bytes.fromhex(value)
+
+
+def expect_eq(what: str, got: object, want: object) -> None:
+    """Raise :class:`CaseFailed` naming ``what`` unless ``got == want``."""
+    if got != want:
+        g = got.hex() if isinstance(got, bytes) else repr(got)
+        w = want.hex() if isinstance(want, bytes) else repr(want)
+        raise CaseFailed(f"{what}: got {g[:80]}, want {w[:80]}")
+
+
+def default_vectors_root() -> Path | None:
+    """``$MLS_VECTORS``, else ``../shared/vectors`` beside the repo, else the repo's ``vectors/``."""
+    env = os.environ.get("MLS_VECTORS")
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[2]
+    for candidate in (repo.parent / "shared" / "vectors", Path.cwd().parent / "shared" / "vectors"):
+        if candidate.is_dir():
+            return candidate
+    own = repo / "vectors"
+    return own if own.is_dir() else None
+
+
+@dataclass
+class CaseResult:
+    case_id: str
+    status: str  # "passed" | "failed" | "unsupported"
+    detail: str = ""
+
+
+@dataclass
+class FileResult:
+    file: str
+    results: list[CaseResult] = field(default_factory=list)
+    error: str = ""
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def cases(self) -> int:
+        return len(self.results)
+
+    def failures(self) -> list[str]:
+        out = [f"{r.case_id}: {r.detail}" for r in self.results if r.status == "failed"]
+        if self.error:
+            out.insert(0, self.error)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "cases": self.cases,
+            "passed": self.count("passed"),
+            "failed": self.count("failed"),
+            "unsupported": self.count("unsupported"),
+            "failures": self.failures()[:20],
+        }
+
+
+def load_handler(path: str) -> ModuleType | None:
+    name = handler_name(path)
+    if name is None:
+        return None
+    try:
+        return importlib.import_module(f"mls.conformance.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"mls.conformance.{name}":
+            return None
+        raise
+
+
+def iter_cases(path: Path) -> Iterator[tuple[str, Any, Callable[[Any], None] | None]]:
+    """Yield ``(case_id, case, check)`` for every case of a vector file.
+
+    ``check`` is None when no handler exists yet (every case is then unsupported).
+    """
+    data = json.loads(path.read_text())
+    mod = load_handler(str(path))
+    cases_fn = getattr(mod, "cases", None)
+    cases: list[Any] = cases_fn(data) if cases_fn else (data if isinstance(data, list) else [data])
+    ids_fn = getattr(mod, "case_ids", None)
+    ids: list[str] = ids_fn(data) if ids_fn else [_default_id(c, i) for i, c in enumerate(cases)]
+    check: Callable[[Any], None] | None = getattr(mod, "check", None) if mod else None
+    yield from ((cid, case, check) for cid, case in zip(ids, cases, strict=True))
+
+
+def _default_id(case: Any, i: int) -> str:
+    if isinstance(case, dict) and "cipher_suite" in case:
+        return f"suite{case['cipher_suite']}-{i}"
+    return str(i)
+
+
+def run_case(case: Any, check: Callable[[Any], None] | None) -> tuple[str, str]:
+    if check is None:
+        return "unsupported", "no handler for this file yet"
+    try:
+        check(case)
+    except CaseUnsupported as exc:
+        return "unsupported", str(exc)
+    except CaseFailed as exc:
+        return "failed", str(exc)
+    except Exception as exc:  # any other exception is a failure, explained by where it came from
+        tb = traceback.extract_tb(exc.__traceback__)[-1]
+        where = f"{Path(tb.filename).name}:{tb.lineno}"
+        return "failed", f"{type(exc).__name__}: {exc} (at {where})"
+    return "passed", ""
+
+
+def run_file(path: Path, display: str, progress: Callable[[int], None] | None = None) -> FileResult:
+    result = FileResult(file=display)
+    try:
+        for i, (cid, case, check) in enumerate(iter_cases(path)):
+            status, detail = run_case(case, check)
+            result.results.append(CaseResult(cid, status, detail))
+            if progress:
+                progress(i)
+    except Exception as exc:  # a broken file or handler is reported, never swallowed
+        result.error = f"cannot run file: {type(exc).__name__}: {exc}"
+    return result

@@ -1,0 +1,50 @@
+"""Which handler module runs which vector file (paths relative to the vectors root)."""
+
+from __future__ import annotations
+
+HANDLERS: dict[str, str] = {
+    "mlswg/tree-math.json": "tree_math",
+    "mlswg/crypto-basics.json": "crypto_basics",
+    "mlswg/deserialization.json": "deserialization",
+    "mlswg/messages.json": "messages",
+    "mlswg/tree-operations.json": "tree_operations",
+    "mlswg/tree-validation.json": "tree_validation",
+    "mlswg/treekem.json": "treekem",
+    "mlswg/key-schedule.json": "key_schedule",
+    "mlswg/psk_secret.json": "psk_secret",
+    "mlswg/transcript-hashes.json": "transcript_hashes",
+    "mlswg/secret-tree.json": "secret_tree",
+    "mlswg/message-protection.json": "message_protection",
+    "mlswg/welcome.json": "welcome",
+    "mlswg/passive-client-welcome.json": "passive_client",
+    "mlswg/passive-client-handling-commit.json": "passive_client",
+    "mlswg/passive-client-random.json": "passive_client",
+    "hpke/test-vectors.json": "hpke",
+    "sframe/test-vectors.json": "sframe",
+    "sframe/test-vectors-aes256.json": "sframe",
+    # Vectors this project generates (repo folder vectors/).
+    "sframe-mls.json": "sframe",
+}
+
+# Files large or slow enough that pytest runs them only under the ``slow`` marker.
+SLOW_FILES = frozenset(
+    {
+        "mlswg/messages.json",
+        "mlswg/treekem.json",
+        "mlswg/tree-validation.json",
+        "mlswg/passive-client-welcome.json",
+        "mlswg/passive-client-handling-commit.json",
+        "mlswg/passive-client-random.json",
+        "hpke/test-vectors.json",
+    }
+)
+
+
+def handler_name(path: str) -> str | None:
+    """Handler module for a vector file, matched by its last two path parts, then its name."""
+    parts = path.replace("\\", "/").rstrip("/").split("/")
+    two = "/".join(parts[-2:])
+    if two in HANDLERS:
+        return HANDLERS[two]
+    matches = {v for k, v in HANDLERS.items() if k.rsplit("/", 1)[-1] == parts[-1]}
+    return matches.pop() if len(matches) == 1 else None
