@@ -5,4 +5,13 @@ from __future__ import annotations
 from mls.codec.buffer import Buffer, Writer, encode_varint, opaque
 from mls.codec.wire import Decodable, Encodable, decode, encode
 
-__all__ = ["Buffer", "Decodable", "Encodable", "Writer", "decode", "encode", "encode_varint", "opaque"]
+__all__ = [
+    "Buffer",
+    "Decodable",
+    "Encodable",
+    "Writer",
+    "decode",
+    "encode",
+    "encode_varint",
+    "opaque",
+]

@@ -170,7 +170,7 @@ class Writer:
     def push_varint(self, value: int) -> None:
         self._out += encode_varint(value)
 
-    def push_opaque(self, data: bytes) -> None:
+    def push_opaque(self, data: bytes | bytearray) -> None:
         self._out += encode_varint(len(data))
         self._out += data
 

@@ -37,7 +37,7 @@ def expect_eq(what: str, got: object, want: object) -> None:
 
 
 def default_vectors_root() -> Path | None:
-    """``$MLS_VECTORS``, else ``../shared/vectors`` beside the repo, else the repo's ``vectors/``."""
+    """``$MLS_VECTORS``, else ``../shared/vectors`` beside the repo, else ``vectors/``."""
     env = os.environ.get("MLS_VECTORS")
     if env:
         return Path(env)

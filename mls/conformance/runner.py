@@ -81,7 +81,9 @@ def print_table(results: list[FileResult]) -> None:
                 print(f"  - {line}")
         unsup = [x for x in r.results if x.status == "unsupported"]
         if unsup:
-            print(f"\n{r.file}: {len(unsup)} unsupported, e.g. {unsup[0].case_id}: {unsup[0].detail}")
+            print(
+                f"\n{r.file}: {len(unsup)} unsupported, e.g. {unsup[0].case_id}: {unsup[0].detail}"
+            )
     total = {s: sum(r.count(s) for r in results) for s in ("passed", "failed", "unsupported")}
     print(
         f"\ntotal: {total['passed']} passed, {total['failed']} failed, "

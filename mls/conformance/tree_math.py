@@ -13,9 +13,9 @@ def case_ids(data: Any) -> list[str]:
     return [f"n_leaves={c['n_leaves']}" for c in data]
 
 
-def _opt(fn: Callable[[], int]) -> int | None:
+def _opt(fn: Callable[..., int], *args: int) -> int | None:
     try:
-        return fn()
+        return fn(*args)
     except ValueError:
         return None
 
@@ -25,7 +25,7 @@ def check(case: Any) -> None:
     expect_eq("n_nodes", tm.node_width(n), case["n_nodes"])
     expect_eq("root", tm.root(n), case["root"])
     for x in range(case["n_nodes"]):
-        expect_eq(f"left[{x}]", _opt(lambda: tm.left(x)), case["left"][x])
-        expect_eq(f"right[{x}]", _opt(lambda: tm.right(x)), case["right"][x])
-        expect_eq(f"parent[{x}]", _opt(lambda: tm.parent(x, n)), case["parent"][x])
-        expect_eq(f"sibling[{x}]", _opt(lambda: tm.sibling(x, n)), case["sibling"][x])
+        expect_eq(f"left[{x}]", _opt(tm.left, x), case["left"][x])
+        expect_eq(f"right[{x}]", _opt(tm.right, x), case["right"][x])
+        expect_eq(f"parent[{x}]", _opt(tm.parent, x, n), case["parent"][x])
+        expect_eq(f"sibling[{x}]", _opt(tm.sibling, x, n), case["sibling"][x])
