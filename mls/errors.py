@@ -268,3 +268,53 @@ class DuplicateExtension(InvalidExtension, DecodeError):
 class MalformedExtension(InvalidExtension, DecodeError):
     """An extension's ``extension_data`` does not parse as the struct its type defines
     (RFC 9420 §13.4, §17.3). Also a :class:`DecodeError`."""
+
+
+class UnknownKeyID(UnknownSender):
+    """No SFrame key for this KID (RFC 9605 §4.4.3): its epoch bits name no epoch we hold (or
+    one past its grace period), its sender index is outside the group, or it is our own send-only
+    KID (§4.4.1). The application MAY buffer the frame and retry once the key arrives."""
+
+    def __init__(self, message: str, *, kid: int | None = None):
+        super().__init__(message)
+        self.kid = kid
+
+
+class InvalidContent(DecodeError):
+    """MIMI content (draft-ietf-mimi-content) that is not deterministic CBOR (§ CBOR Data Model
+    and Encoding Restrictions) or does not match the ``mimiContent`` CDDL (Appendix B)."""
+
+
+class PathSecretMismatch(TreeError):
+    """A path secret derives a key pair whose public key is not the one in the tree node it is
+    for (RFC 9420 §12.4.3.1: "The private key MUST be the private key that corresponds to the
+    public key in the node"; also a private TreeKEM state inconsistent with its tree)."""
+
+
+class MissingRequiredCapability(InvalidLeafNode):
+    """A LeafNode's capabilities omit an extension, proposal or credential type listed in the
+    group's ``required_capabilities`` extension (RFC 9420 §7.3, §11.1)."""
+
+
+class UnsupportedLeafExtension(InvalidLeafNode):
+    """A LeafNode carries a non-default extension whose type its own ``capabilities.extensions``
+    does not list (RFC 9420 §7.2, §7.3)."""
+
+
+class InvalidLeafNodeSource(InvalidLeafNode):
+    """A LeafNode's ``leaf_node_source`` does not fit where it appears (RFC 9420 §7.3: key_package
+    in a KeyPackage, update in an Update, commit in an UpdatePath)."""
+
+
+class MessageLimitReached(UsageError):
+    """An HPKE context's sequence number would overflow (RFC 9180 §5.2 MessageLimitReachedError)."""
+
+
+class OwnMessage(ReplayedMessage):
+    """A PrivateMessage whose sender data names this member's own leaf. A sender deletes each
+    key/nonce as it encrypts (RFC 9420 §9.2), so it can never decrypt its own messages: this is
+    an echo of one of them (or a forgery). A DS that echoes messages makes this benign."""
+
+    def __init__(self, message: str, *, generation: int | None = None):
+        super().__init__(message)
+        self.generation = generation

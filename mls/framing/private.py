@@ -1,0 +1,268 @@
+"""``PrivateMessage`` structs (RFC 9420 §6.3): the message, its plaintext
+``PrivateMessageContent`` (with zero padding), ``SenderData`` and the two AADs.
+
+Only the structs and their byte encodings; the secret tree keys, sender-data key/nonce and AEAD
+calls belong to the message-protection code. Decoding a plaintext checks that the padding is all
+zero bytes (:class:`~mls.errors.BadPadding`, §6.3.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Self
+
+from mls.codec.buffer import Buffer, Writer
+from mls.constants import ContentType
+from mls.errors import BadPadding, DecodeError, UsageError
+from mls.framing.content import (
+    Content,
+    FramedContentAuthData,
+    content_type_of,
+    pull_content,
+    push_content,
+)
+
+__all__ = [
+    "PrivateMessage",
+    "PrivateMessageContent",
+    "SenderData",
+    "SenderDataAAD",
+    "PrivateContentAAD",
+]
+
+_CONTENT_TYPES = (ContentType.application, ContentType.proposal, ContentType.commit)
+
+
+def _pull_content_type(buf: Buffer) -> int:
+    # The plaintext layout depends on the content type (§6.3.1); an unknown one cannot be read.
+    content_type = buf.pull_uint8()
+    if content_type not in _CONTENT_TYPES:
+        raise DecodeError(f"unknown content_type {content_type}")
+    return content_type
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrivateMessage:
+    """RFC 9420 §6.3::
+
+    struct {
+        opaque group_id<V>;
+        uint64 epoch;
+        ContentType content_type;
+        opaque authenticated_data<V>;
+        opaque encrypted_sender_data<V>;
+        opaque ciphertext<V>;
+    } PrivateMessage;
+    """
+
+    group_id: bytes
+    epoch: int
+    content_type: int
+    authenticated_data: bytes = b""
+    encrypted_sender_data: bytes
+    ciphertext: bytes
+
+    def encode(self, w: Writer) -> None:
+        w.push_opaque(self.group_id)
+        w.push_uint64(self.epoch)
+        w.push_uint8(self.content_type)
+        w.push_opaque(self.authenticated_data)
+        w.push_opaque(self.encrypted_sender_data)
+        w.push_opaque(self.ciphertext)
+
+    @classmethod
+    def decode(cls, buf: Buffer) -> Self:
+        return cls(
+            group_id=buf.pull_opaque(),
+            epoch=buf.pull_uint64(),
+            content_type=_pull_content_type(buf),
+            authenticated_data=buf.pull_opaque(),
+            encrypted_sender_data=buf.pull_opaque(),
+            ciphertext=buf.pull_opaque(),
+        )
+
+    def sender_data_aad(self) -> bytes:
+        """The encoded SenderDataAAD of this message (§6.3.2)."""
+        return SenderDataAAD(
+            group_id=self.group_id, epoch=self.epoch, content_type=self.content_type
+        ).to_bytes()
+
+    def content_aad(self) -> bytes:
+        """The encoded PrivateContentAAD of this message (§6.3.1)."""
+        return PrivateContentAAD(
+            group_id=self.group_id,
+            epoch=self.epoch,
+            content_type=self.content_type,
+            authenticated_data=self.authenticated_data,
+        ).to_bytes()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrivateMessageContent:
+    """RFC 9420 §6.3.1::
+
+        struct {
+            select (PrivateMessage.content_type) {
+                case application:
+                  opaque application_data<V>;
+                case proposal:
+                  Proposal proposal;
+                case commit:
+                  Commit commit;
+            };
+
+            FramedContentAuthData auth;
+            opaque padding[length_of_padding];
+        } PrivateMessageContent;
+
+    ``padding`` is the number of zero bytes appended. The layout depends on the content type
+    carried outside (in the PrivateMessage), so decoding is :meth:`decode_plaintext`.
+    """
+
+    content: Content
+    auth: FramedContentAuthData
+    padding: int = 0
+
+    def __post_init__(self) -> None:
+        self.auth.check_content_type(content_type_of(self.content))
+        if self.padding < 0:
+            raise UsageError("padding length must be non-negative")
+
+    @property
+    def content_type(self) -> int:
+        return content_type_of(self.content)
+
+    def encode(self, w: Writer) -> None:
+        push_content(w, self.content)
+        self.auth.encode(w)
+        w.push_bytes(bytes(self.padding))
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        self.encode(w)
+        return w.getvalue()
+
+    @classmethod
+    def decode_plaintext(cls, data: bytes, content_type: int) -> Self:
+        """Parse a decrypted plaintext for ``content_type``.
+
+        Raises :class:`DecodeError` if the content or auth do not parse and
+        :class:`BadPadding` if any byte after them is non-zero (§6.3.1).
+        """
+        buf = Buffer(data)
+        content = pull_content(buf, content_type)
+        auth = FramedContentAuthData.pull(buf, content_type)
+        start = buf.position
+        padding = data[start:]
+        # RFC 9420 §6.3.1: the receiver MUST verify there are no non-zero padding bytes.
+        if padding.count(0) != len(padding):
+            raise BadPadding("PrivateMessageContent padding has a non-zero byte")
+        return cls(content=content, auth=auth, padding=len(padding))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SenderData:
+    """RFC 9420 §6.3.2::
+
+    struct {
+        uint32 leaf_index;
+        uint32 generation;
+        opaque reuse_guard[4];
+    } SenderData;
+    """
+
+    leaf_index: int
+    generation: int
+    reuse_guard: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.reuse_guard) != 4:
+            raise UsageError("reuse_guard is exactly 4 bytes")
+
+    def encode(self, w: Writer) -> None:
+        w.push_uint32(self.leaf_index)
+        w.push_uint32(self.generation)
+        w.push_bytes(self.reuse_guard)
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        self.encode(w)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, buf: Buffer) -> Self:
+        return cls(
+            leaf_index=buf.pull_uint32(),
+            generation=buf.pull_uint32(),
+            reuse_guard=buf.pull_bytes(4),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SenderDataAAD:
+    """RFC 9420 §6.3.2::
+
+    struct {
+        opaque group_id<V>;
+        uint64 epoch;
+        ContentType content_type;
+    } SenderDataAAD;
+    """
+
+    group_id: bytes
+    epoch: int
+    content_type: int
+
+    def encode(self, w: Writer) -> None:
+        w.push_opaque(self.group_id)
+        w.push_uint64(self.epoch)
+        w.push_uint8(self.content_type)
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        self.encode(w)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, buf: Buffer) -> Self:
+        return cls(
+            group_id=buf.pull_opaque(), epoch=buf.pull_uint64(), content_type=buf.pull_uint8()
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrivateContentAAD:
+    """RFC 9420 §6.3.1::
+
+    struct {
+        opaque group_id<V>;
+        uint64 epoch;
+        ContentType content_type;
+        opaque authenticated_data<V>;
+    } PrivateContentAAD;
+    """
+
+    group_id: bytes
+    epoch: int
+    content_type: int
+    authenticated_data: bytes
+
+    def encode(self, w: Writer) -> None:
+        w.push_opaque(self.group_id)
+        w.push_uint64(self.epoch)
+        w.push_uint8(self.content_type)
+        w.push_opaque(self.authenticated_data)
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        self.encode(w)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, buf: Buffer) -> Self:
+        return cls(
+            group_id=buf.pull_opaque(),
+            epoch=buf.pull_uint64(),
+            content_type=buf.pull_uint8(),
+            authenticated_data=buf.pull_opaque(),
+        )

@@ -1,0 +1,173 @@
+"""A client: one signature identity, its credential, and its pool of KeyPackages (RFC 9420 §10).
+
+The client owns the private keys of the KeyPackages it published (``init_key`` and the leaf's
+``encryption_key``). A KeyPackage's private keys are deleted once a Welcome consumed them
+(§10: "KeyPackages are intended to be used only once"), except for a ``last_resort`` one
+(draft-ietf-mls-extensions §2.5), which is kept.
+
+Sans-I/O: ``now`` (seconds since the epoch) is always passed in by the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mls.constants import CredentialType, LeafNodeSource, ProtocolVersion
+from mls.credentials import Credential
+from mls.crypto import CipherSuite, get_suite
+from mls.errors import NoMatchingKeyPackage, UsageError
+from mls.extensions import Extension
+from mls.messages.key_package import KeyPackage
+from mls.tree.nodes import Capabilities, LeafNode, Lifetime
+
+__all__ = [
+    "LAST_RESORT_EXTENSION",
+    "Client",
+    "KeyPackagePrivate",
+    "default_capabilities",
+]
+
+# draft-ietf-mls-extensions: last_resort KeyPackage extension (IANA 0x000A).
+LAST_RESORT_EXTENSION = 0x000A
+
+# Lifetime of our KeyPackages: valid from an hour in the past (peers with clock skew still accept
+# it, §7.2) to 90 days ahead.
+NOT_BEFORE_SKEW = 3600
+DEFAULT_LIFETIME = 90 * 24 * 3600
+
+ALL_SUITES = (1, 2, 3, 4, 5, 6, 7)
+
+
+def default_capabilities(
+    extensions: tuple[int, ...] = (),
+    proposals: tuple[int, ...] = (),
+) -> Capabilities:
+    """What this library supports (§7.2): default extension and proposal types need no listing."""
+    return Capabilities(
+        versions=(ProtocolVersion.mls10,),
+        cipher_suites=ALL_SUITES,
+        extensions=extensions,
+        proposals=proposals,
+        credentials=(CredentialType.basic, CredentialType.x509),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPackagePrivate:
+    """The private half of a published KeyPackage."""
+
+    key_package: KeyPackage
+    init_private_key: bytes = field(repr=False)
+    encryption_private_key: bytes = field(repr=False)
+    last_resort: bool = False
+
+
+@dataclass(eq=False)
+class Client:
+    """A signature identity and its KeyPackage pool."""
+
+    suite: CipherSuite
+    credential: Credential
+    signature_private_key: bytes = field(repr=False)
+    signature_public_key: bytes
+    capabilities: Capabilities = field(default_factory=default_capabilities)
+    _pool: dict[bytes, KeyPackagePrivate] = field(default_factory=dict, repr=False)
+    _external_psks: dict[bytes, bytes] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def create(
+        cls,
+        identity: bytes,
+        suite: int | CipherSuite = 1,
+        *,
+        credential: Credential | None = None,
+        capabilities: Capabilities | None = None,
+        signature_key_pair: tuple[bytes, bytes] | None = None,
+    ) -> Client:
+        """A client with a fresh signature key pair and a Basic credential for ``identity``."""
+        cs = suite if isinstance(suite, CipherSuite) else get_suite(suite)
+        sk, pk = signature_key_pair or cs.generate_signature_key_pair()
+        return cls(
+            suite=cs,
+            credential=credential or Credential.basic(identity),
+            signature_private_key=sk,
+            signature_public_key=pk,
+            capabilities=capabilities or default_capabilities(),
+        )
+
+    @property
+    def identity(self) -> bytes:
+        return self.credential.identity
+
+    def key_package(
+        self,
+        now: int,
+        *,
+        lifetime: int = DEFAULT_LIFETIME,
+        extensions: tuple[Extension, ...] = (),
+        leaf_extensions: tuple[Extension, ...] = (),
+        last_resort: bool = False,
+    ) -> KeyPackage:
+        """Create, sign and remember a fresh KeyPackage (§10)."""
+        cs = self.suite
+        init_sk, init_pk = cs.generate_key_pair()
+        enc_sk, enc_pk = cs.generate_key_pair()
+        if last_resort and not any(e.extension_type == LAST_RESORT_EXTENSION for e in extensions):
+            extensions = (
+                *extensions,
+                Extension(extension_type=LAST_RESORT_EXTENSION, extension_data=b""),
+            )
+        caps = self.capabilities
+        if last_resort and LAST_RESORT_EXTENSION not in caps.extensions:
+            caps = Capabilities(
+                versions=caps.versions,
+                cipher_suites=caps.cipher_suites,
+                extensions=(*caps.extensions, LAST_RESORT_EXTENSION),
+                proposals=caps.proposals,
+                credentials=caps.credentials,
+            )
+        leaf = LeafNode(
+            encryption_key=enc_pk,
+            signature_key=self.signature_public_key,
+            credential=self.credential,
+            capabilities=caps,
+            leaf_node_source=LeafNodeSource.key_package,
+            lifetime=Lifetime(not_before=max(0, now - NOT_BEFORE_SKEW), not_after=now + lifetime),
+            extensions=leaf_extensions,
+        ).sign(cs, self.signature_private_key)
+        kp = KeyPackage(
+            cipher_suite=cs.suite_id, init_key=init_pk, leaf_node=leaf, extensions=extensions
+        ).sign(cs, self.signature_private_key)
+        self._pool[kp.ref(cs)] = KeyPackagePrivate(kp, init_sk, enc_sk, last_resort)
+        return kp
+
+    def find_key_package(self, ref: bytes) -> KeyPackagePrivate | None:
+        return self._pool.get(ref)
+
+    def key_package_refs(self) -> list[bytes]:
+        return list(self._pool)
+
+    def consume_key_package(self, ref: bytes) -> None:
+        """Delete a used KeyPackage's private keys (kept if it is a last-resort one)."""
+        entry = self._pool.get(ref)
+        if entry is None:
+            raise NoMatchingKeyPackage("no such KeyPackage in this client's pool")
+        if not entry.last_resort:
+            del self._pool[ref]
+
+    def adopt_key_package(self, private: KeyPackagePrivate) -> None:
+        """Add an existing KeyPackage with its private keys (tests, vectors, restored state)."""
+        if private.key_package.cipher_suite != self.suite.suite_id:
+            raise UsageError("KeyPackage cipher suite differs from the client's")
+        self._pool[private.key_package.ref(self.suite)] = private
+
+    # External PSKs (RFC 9420 §8.4): provisioned by the application out of band.
+
+    def add_external_psk(self, psk_id: bytes, secret: bytes) -> None:
+        self._external_psks[psk_id] = secret
+
+    def external_psk(self, psk_id: bytes) -> bytes | None:
+        return self._external_psks.get(psk_id)
+
+    def remove_external_psk(self, psk_id: bytes) -> None:
+        self._external_psks.pop(psk_id, None)

@@ -1,0 +1,1711 @@
+"""The sans-I/O group state machine (RFC 9420 §11, §12, §14, §15).
+
+A :class:`Group` is one member's view of one group in one epoch. Local operations return bytes
+(``protect``, ``propose_*``, ``commit``); ``process`` takes bytes and returns one typed event.
+
+Stage, then merge (§12.4.2). Processing a commit builds the next epoch aside in an
+:class:`_Epoch` (a tree diff, the new private keys, key schedule, secret tree and transcript
+hashes) without touching the current one; only when every check passed does ``_install`` swap it
+in. A rejected message therefore leaves the group exactly as it was; this includes the
+secret-tree ratchets, whose keys are prepared first and consumed only on acceptance.
+
+Pipeline of ``process`` (parse, then verify)::
+
+    bytes --decode--> MLSMessage --unprotect--> AuthenticatedContent (unverified)
+          --verify signature--> application | proposal (validated, cached) | commit (staged)
+          --accept--> event, ratchet key consumed, commit merged
+
+Any exception other than an :class:`~mls.errors.MLSError` escaping ``process`` is a bug; it is
+reported as :class:`~mls.errors.InternalError`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from mls.codec import decode, encode
+from mls.constants import (
+    ContentType,
+    ExtensionType,
+    LeafNodeSource,
+    ProposalType,
+    ProtocolVersion,
+    PSKType,
+    ResumptionPSKUsage,
+    SenderType,
+    WireFormat,
+)
+from mls.credentials import Credential
+from mls.crypto import CipherSuite
+from mls.errors import (
+    DecodeError,
+    InternalError,
+    InvalidContentType,
+    InvalidExternalInit,
+    InvalidGroupInfo,
+    InvalidPSK,
+    InvalidReInit,
+    InvalidSender,
+    InvalidState,
+    InvalidUpdate,
+    InvalidWelcome,
+    MemberRemoved,
+    MissingProposal,
+    MLSError,
+    NoMatchingKeyPackage,
+    PathRequired,
+    PeerError,
+    ProposalError,
+    UnknownSender,
+    UsageError,
+    ValidationError,
+    WrongEpoch,
+    WrongGroup,
+)
+from mls.extensions import Extension, ExternalPub, ExternalSenders, find_extension
+from mls.framing.content import (
+    AuthenticatedContent,
+    FramedContent,
+    FramedContentAuthData,
+    Sender,
+    sign_framed_content,
+)
+from mls.framing.message import MLSMessage
+from mls.framing.private import PrivateMessage
+from mls.framing.protection import (
+    decrypt_private_message,
+    encrypt_private_message,
+    public_message_from,
+    verify_membership_tag,
+)
+from mls.framing.public import PublicMessage
+from mls.group.client import Client
+from mls.group.config import GroupConfig
+from mls.group.events import ApplicationMessage, CommitMerged, CommitOutput, ProposalReceived
+from mls.group.validation import (
+    BasicIdentityProvider,
+    IdentityProvider,
+    ProposalEntry,
+    reject_unknown,
+    validate_leaf_node,
+    validate_proposal,
+    validate_proposal_list,
+)
+from mls.messages.commit import Commit
+from mls.messages.group_info import GroupInfo
+from mls.messages.key_package import KeyPackage
+from mls.messages.proposals import (
+    Add,
+    ExternalInit,
+    GroupContextExtensions,
+    PreSharedKey,
+    PreSharedKeyID,
+    Proposal,
+    ProposalOrRef,
+    ReInit,
+    Remove,
+    Update,
+)
+from mls.messages.welcome import EncryptedGroupSecrets, GroupSecrets, PathSecret, Welcome
+from mls.messages.welcome_crypto import (
+    decrypt_group_info,
+    decrypt_group_secrets,
+    encrypt_group_info,
+    encrypt_group_secrets,
+)
+from mls.schedule.group_context import GroupContext
+from mls.schedule.key_schedule import (
+    EpochSecrets,
+    confirmation_tag,
+    derive_epoch_secrets,
+    epoch_secrets_from_joiner,
+    external_key_pair,
+    mls_exporter,
+    verify_confirmation_tag,
+    welcome_secret,
+)
+from mls.schedule.psk import psk_secret
+from mls.schedule.secret_tree import PendingKey, SecretTree
+from mls.schedule.transcript import next_interim_transcript_hash
+from mls.tree.nodes import LeafNode, UpdatePath
+from mls.tree.ratchet_tree import RatchetTree, TreeDiff
+from mls.tree.treekem import (
+    PreparedPath,
+    TreePrivate,
+    apply_update_path,
+    decrypt_update_path,
+    prepare_update_path,
+)
+from mls.tree.validation import validate_tree
+
+if TYPE_CHECKING:
+    from mls.tree.ratchet_tree import TreeView
+
+__all__ = ["Group", "GroupStatus"]
+
+Event = ApplicationMessage | ProposalReceived | CommitMerged
+
+_EXTERNAL_INIT_LABEL = b"MLS 1.0 external init secret"
+
+# §12.4: proposal types that require an UpdatePath.
+_PATH_REQUIRED = frozenset(
+    {
+        ProposalType.update,
+        ProposalType.remove,
+        ProposalType.external_init,
+        ProposalType.group_context_extensions,
+    }
+)
+
+
+class GroupStatus(enum.Enum):
+    """Lifecycle of a member's group state."""
+
+    OPERATIONAL = "operational"
+    #: This member was removed by a commit (§12.4.2): it can send nothing any more.
+    REMOVED = "removed"
+    #: A commit with a ReInit was merged (§11.2): wait for the new group's Welcome.
+    REINIT = "reinit"
+
+
+@dataclass(slots=True)
+class _CachedProposal:
+    proposal: Proposal
+    sender: Sender
+    #: For our own Update proposals: the new leaf's HPKE private key.
+    update_private_key: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(slots=True)
+class _PastEpoch:
+    """What a member keeps of a past epoch to read late application messages (§15.3)."""
+
+    context: GroupContext
+    secret_tree: SecretTree
+    sender_data_secret: bytes = field(repr=False)
+    #: Signature keys of leaves that changed since that epoch (leaf -> old key, None = blank).
+    signature_keys: dict[int, bytes | None] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Epoch:
+    """A complete epoch state; the current one, or the next one being staged."""
+
+    context: GroupContext
+    tree: RatchetTree | TreeDiff
+    private: TreePrivate
+    secrets: EpochSecrets
+    interim_transcript_hash: bytes
+    confirmation_tag: bytes
+    #: Extra outputs of the commit that produced it.
+    added: tuple[int, ...] = ()
+    removed: tuple[int, ...] = ()
+    updated: tuple[int, ...] = ()
+    committer: int | None = None
+    has_path: bool = False
+    reinit: ReInit | None = None
+    self_removed: bool = False
+    external: bool = False
+    extensions_changed: bool = False
+    #: Leaf -> old signature key for leaves this commit changed (late-message verification).
+    old_signature_keys: dict[int, bytes | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _AppliedProposals:
+    diff: TreeDiff
+    extensions: tuple[Extension, ...]
+    added: tuple[int, ...]
+    added_key_packages: tuple[KeyPackage, ...]
+    removed: tuple[int, ...]
+    updated: tuple[int, ...]
+    psks: tuple[tuple[PreSharedKeyID, bytes], ...]
+    external_init: ExternalInit | None
+    reinit: ReInit | None
+    path_required: bool
+    old_signature_keys: dict[int, bytes | None]
+    own_update_key: bytes | None
+
+
+class Group:
+    """One member's state of one MLS group. Create with :meth:`create`, :meth:`join` or
+    :meth:`external_join`; never construct directly."""
+
+    def __init__(
+        self,
+        *,
+        client: Client,
+        cs: CipherSuite,
+        config: GroupConfig,
+        epoch: _Epoch,
+        identity: IdentityProvider | None = None,
+    ) -> None:
+        if not isinstance(epoch.tree, RatchetTree):
+            raise InternalError("a group is built on a merged tree")
+        self._client = client
+        self._cs = cs
+        self._config = config
+        self._identity: IdentityProvider = identity or BasicIdentityProvider()
+        self._context = epoch.context
+        self._tree: RatchetTree = epoch.tree
+        self._private = epoch.private
+        self._secrets = epoch.secrets
+        self._interim = epoch.interim_transcript_hash
+        self._confirmation_tag = epoch.confirmation_tag
+        self._secret_tree = self._new_secret_tree(epoch)
+        self._status = GroupStatus.OPERATIONAL
+        self._proposals: OrderedDict[bytes, _CachedProposal] = OrderedDict()
+        self._pending: tuple[_Epoch, CommitOutput] | None = None
+        self._past: OrderedDict[int, _PastEpoch] = OrderedDict()
+        self._resumption: OrderedDict[int, bytes] = OrderedDict()
+        self._resumption[self._context.epoch] = self._secrets.resumption_psk
+        self._reinit: ReInit | None = None
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Client:
+        return self._client
+
+    @property
+    def config(self) -> GroupConfig:
+        return self._config
+
+    def set_config(self, config: GroupConfig) -> None:
+        self._config = config
+
+    @property
+    def status(self) -> GroupStatus:
+        return self._status
+
+    @property
+    def group_id(self) -> bytes:
+        return self._context.group_id
+
+    @property
+    def epoch(self) -> int:
+        return self._context.epoch
+
+    @property
+    def cipher_suite(self) -> int:
+        return self._cs.suite_id
+
+    @property
+    def suite(self) -> CipherSuite:
+        return self._cs
+
+    @property
+    def context(self) -> GroupContext:
+        return self._context
+
+    @property
+    def tree(self) -> RatchetTree:
+        return self._tree
+
+    @property
+    def extensions(self) -> tuple[Extension, ...]:
+        return self._context.extensions
+
+    @property
+    def epoch_authenticator(self) -> bytes:
+        return self._secrets.epoch_authenticator
+
+    @property
+    def tree_hash(self) -> bytes:
+        return self._context.tree_hash
+
+    @property
+    def confirmed_transcript_hash(self) -> bytes:
+        return self._context.confirmed_transcript_hash
+
+    @property
+    def own_leaf_index(self) -> int:
+        return self._private.leaf_index
+
+    @property
+    def member_count(self) -> int:
+        return self._tree.member_count
+
+    @property
+    def pending_proposal_refs(self) -> list[bytes]:
+        return list(self._proposals)
+
+    @property
+    def has_pending_commit(self) -> bool:
+        return self._pending is not None
+
+    @property
+    def reinit(self) -> ReInit | None:
+        """The ReInit this group ended with (status REINIT), if any."""
+        return self._reinit
+
+    def members(self) -> list[tuple[int, Credential]]:
+        return [(i, leaf.credential) for i, leaf in self._tree.iter_leaves()]
+
+    def export_secret(self, label: str, context: bytes, length: int) -> bytes:
+        """MLS-Exporter(label, context, length) of the current epoch (§8.5)."""
+        return mls_exporter(self._cs, self._secrets.exporter_secret, label, context, length)
+
+    def resumption_psk(self, epoch: int) -> bytes | None:
+        """The resumption PSK of a recent epoch of this group (§8.6), if still kept."""
+        return self._resumption.get(epoch)
+
+    def export_tree(self) -> bytes:
+        """The ratchet tree in its §12.4.3.3 encoding (for out-of-band delivery)."""
+        return self._tree.encode_tree()
+
+    def __repr__(self) -> str:
+        return (
+            f"Group(group_id={self.group_id.hex()}, epoch={self.epoch}, "
+            f"leaf={self.own_leaf_index}, members={self.member_count}, status={self._status.name})"
+        )
+
+    # -- creation -----------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        client: Client,
+        group_id: bytes,
+        *,
+        config: GroupConfig | None = None,
+        extensions: Sequence[Extension] = (),
+        identity: IdentityProvider | None = None,
+        now: int | None = None,
+        leaf_extensions: tuple[Extension, ...] = (),
+    ) -> Group:
+        """A one-member group (§11)."""
+        cs = client.suite
+        enc_sk, enc_pk = cs.generate_key_pair()
+        lifetime_now = now if now is not None else 0
+        kp = client.key_package(max(lifetime_now, 0), leaf_extensions=leaf_extensions)
+        client.consume_key_package(kp.ref(cs))
+        leaf = replace(kp.leaf_node, encryption_key=enc_pk, signature=b"").sign(
+            cs, client.signature_private_key
+        )
+        tree = RatchetTree.create(cs, leaf)
+        ctx = GroupContext(
+            cipher_suite=cs.suite_id,
+            group_id=group_id,
+            epoch=0,
+            tree_hash=tree.tree_hash(),
+            confirmed_transcript_hash=b"",
+            extensions=tuple(extensions),
+        )
+        # §11: the first epoch secret is fresh randomness; deriving it from a random joiner
+        # secret gives the same distribution and reuses the one schedule code path.
+        secrets = epoch_secrets_from_joiner(cs, cs.random(cs.hash_len), None, ctx.to_bytes())
+        tag = confirmation_tag(cs, secrets.confirmation_key, b"")
+        interim = next_interim_transcript_hash(cs, b"", tag)
+        epoch = _Epoch(
+            context=ctx,
+            tree=tree,
+            private=TreePrivate.for_leaf(cs, 0, enc_sk, enc_pk),
+            secrets=secrets,
+            interim_transcript_hash=interim,
+            confirmation_tag=tag,
+        )
+        return cls(
+            client=client, cs=cs, config=config or GroupConfig(), epoch=epoch, identity=identity
+        )
+
+    # -- secret trees and past epochs ---------------------------------------------------------
+
+    def _new_secret_tree(self, epoch: _Epoch) -> SecretTree:
+        return SecretTree(
+            self._cs,
+            epoch.secrets.encryption_secret,
+            epoch.tree.n_leaves,
+            own_leaf=epoch.private.leaf_index,
+            out_of_order_window=self._config.out_of_order_window,
+            max_forward_distance=self._config.max_forward_distance,
+        )
+
+    def _check_operational(self) -> None:
+        if self._status is GroupStatus.REMOVED:
+            raise InvalidState("this member was removed from the group")
+        if self._status is GroupStatus.REINIT:
+            raise InvalidState("the group was re-initialised; join the new group")
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def protect(self, plaintext: bytes, authenticated_data: bytes = b"") -> bytes:
+        """An application message as a PrivateMessage (§15)."""
+        self._check_operational()
+        if self._proposals:
+            # §12.4: a member that observed valid proposals MUST commit before sending data.
+            raise InvalidState("pending proposals must be committed before sending data")
+        content = FramedContent(
+            group_id=self.group_id,
+            epoch=self.epoch,
+            sender=Sender.member(self.own_leaf_index),
+            authenticated_data=authenticated_data,
+            content=plaintext,
+        )
+        return self._send(content, force_private=True)
+
+    def _send(self, content: FramedContent, *, force_private: bool = False) -> bytes:
+        cs = self._cs
+        private = force_private or self._config.private_handshake
+        wf = WireFormat.mls_private_message if private else WireFormat.mls_public_message
+        sig = sign_framed_content(
+            cs, self._client.signature_private_key, wf, content, self._context
+        )
+        auth = AuthenticatedContent(
+            wire_format=wf, content=content, auth=FramedContentAuthData(signature=sig)
+        )
+        return self._wrap(auth)
+
+    def _wrap(self, auth: AuthenticatedContent) -> bytes:
+        cs = self._cs
+        if auth.wire_format == WireFormat.mls_private_message:
+            body: PublicMessage | PrivateMessage = encrypt_private_message(
+                cs,
+                auth,
+                self._secret_tree,
+                self._secrets.sender_data_secret,
+                padding=self._config.padding_block,
+            )
+        else:
+            body = public_message_from(cs, auth, self._secrets.membership_key, self._context)
+        return MLSMessage(body=body).to_bytes()
+
+    def _propose(self, proposal: Proposal, update_key: bytes | None = None) -> bytes:
+        self._check_operational()
+        content = FramedContent(
+            group_id=self.group_id,
+            epoch=self.epoch,
+            sender=Sender.member(self.own_leaf_index),
+            content=proposal,
+        )
+        cs = self._cs
+        wf = (
+            WireFormat.mls_private_message
+            if self._config.private_handshake
+            else WireFormat.mls_public_message
+        )
+        sig = sign_framed_content(
+            cs, self._client.signature_private_key, wf, content, self._context
+        )
+        auth = AuthenticatedContent(
+            wire_format=wf, content=content, auth=FramedContentAuthData(signature=sig)
+        )
+        data = self._wrap(auth)
+        self._proposals[auth.proposal_ref(cs)] = _CachedProposal(
+            proposal, content.sender, update_key
+        )
+        return data
+
+    def propose_add(self, key_package: bytes | KeyPackage, *, now: int | None = None) -> bytes:
+        kp = self._parse_key_package(key_package)
+        self._validate_own_proposal(Add(key_package=kp), now)
+        return self._propose(Add(key_package=kp))
+
+    def propose_remove(self, leaf_index: int) -> bytes:
+        p = Remove(removed=leaf_index)
+        self._validate_own_proposal(p, None)
+        return self._propose(p)
+
+    def propose_update(self) -> bytes:
+        cs = self._cs
+        sk, pk = cs.generate_key_pair()
+        old = self._tree.leaf(self.own_leaf_index)
+        assert old is not None
+        leaf = replace(
+            old,
+            encryption_key=pk,
+            leaf_node_source=LeafNodeSource.update,
+            lifetime=None,
+            parent_hash=None,
+            signature=b"",
+        ).sign(cs, self._client.signature_private_key, self.group_id, self.own_leaf_index)
+        return self._propose(Update(leaf_node=leaf), update_key=sk)
+
+    def propose_psk(self, psk_id: bytes) -> bytes:
+        pid = self._external_psk_id(psk_id)
+        return self._propose(PreSharedKey(psk=pid))
+
+    def propose_group_context_extensions(self, extensions: Sequence[Extension]) -> bytes:
+        p = GroupContextExtensions(extensions=tuple(extensions))
+        self._validate_own_proposal(p, None)
+        return self._propose(p)
+
+    def propose_reinit(
+        self,
+        *,
+        group_id: bytes,
+        cipher_suite: int,
+        extensions: Sequence[Extension] = (),
+        version: int = ProtocolVersion.mls10,
+    ) -> bytes:
+        p = ReInit(
+            group_id=group_id,
+            version=version,
+            cipher_suite=cipher_suite,
+            extensions=tuple(extensions),
+        )
+        self._validate_own_proposal(p, None)
+        return self._propose(p)
+
+    def _validate_own_proposal(self, p: Proposal, now: int | None) -> None:
+        validate_proposal(
+            self._cs,
+            p,
+            Sender.member(self.own_leaf_index),
+            tree=self._tree,
+            version=self._context.version,
+            group_id=self.group_id,
+            group_extensions=self._context.extensions,
+            identity=self._identity,
+            now=now,
+        )
+
+    def _parse_key_package(self, key_package: bytes | KeyPackage) -> KeyPackage:
+        if isinstance(key_package, KeyPackage):
+            return key_package
+        msg = decode(MLSMessage, key_package)
+        if not isinstance(msg.body, KeyPackage):
+            raise DecodeError("expected an MLSMessage carrying a KeyPackage")
+        return msg.body
+
+    def _external_psk_id(self, psk_id: bytes) -> PreSharedKeyID:
+        if self._client.external_psk(psk_id) is None:
+            raise UsageError("unknown external PSK id: add it to the client first")
+        return PreSharedKeyID.external(psk_id, self._cs.random(self._cs.hash_len))
+
+    # -- commit creation (§12.4) --------------------------------------------------------------
+
+    def commit(
+        self,
+        *,
+        add: Sequence[bytes | KeyPackage] = (),
+        remove: Sequence[int] = (),
+        psks: Sequence[bytes] = (),
+        resumption_psks: Sequence[tuple[int, int]] = (),
+        extensions: Sequence[Extension] | None = None,
+        reinit: ReInit | None = None,
+        proposals: Sequence[Proposal] = (),
+        path: bool | None = None,
+        include_pending: bool = True,
+        authenticated_data: bytes = b"",
+        now: int | None = None,
+    ) -> CommitOutput:
+        """Create a commit (§12.4) of every pending proposal plus the ones given here.
+
+        ``psks`` are external PSK ids known to the client; ``resumption_psks`` are
+        ``(usage, epoch)`` pairs of this group. ``path=None`` includes an UpdatePath (the safe
+        default, refreshing the committer's keys); ``path=False`` omits it where §12.4 allows.
+        The commit is staged: call :meth:`merge_pending_commit` once the delivery service
+        accepted it, or :meth:`clear_pending_commit` if it lost to another commit.
+        """
+        self._check_operational()
+        if self._pending is not None:
+            raise InvalidState("a commit is already pending: merge or clear it first")
+        cs = self._cs
+        me = self.own_leaf_index
+        entries: list[ProposalEntry] = []
+        own_update_keys: dict[bytes, bytes] = {}
+        if include_pending:
+            for ref, cached in self._proposals.items():
+                if cached.update_private_key is not None:
+                    # §12.2: a commit cannot include the committer's own Update; the path
+                    # refreshes our leaf instead.
+                    continue
+                entries.append(ProposalEntry(cached.proposal, cached.sender, ref))
+        by_value: list[Proposal] = list(proposals)
+        by_value += [Add(key_package=self._parse_key_package(k)) for k in add]
+        by_value += [Remove(removed=i) for i in remove]
+        by_value += [PreSharedKey(psk=self._external_psk_id(p)) for p in psks]
+        for usage, ep in resumption_psks:
+            by_value.append(
+                PreSharedKey(
+                    psk=PreSharedKeyID.resumption(usage, self.group_id, ep, cs.random(cs.hash_len))
+                )
+            )
+        if extensions is not None:
+            by_value.append(GroupContextExtensions(extensions=tuple(extensions)))
+        if reinit is not None:
+            by_value.append(reinit)
+        sender = Sender.member(me)
+        for p in by_value:
+            validate_proposal(
+                cs,
+                p,
+                sender,
+                tree=self._tree,
+                version=self._context.version,
+                group_id=self.group_id,
+                group_extensions=self._context.extensions,
+                identity=self._identity,
+                now=now,
+            )
+            entries.append(ProposalEntry(p, sender, None))
+        del own_update_keys
+        if not entries and path is False:
+            raise UsageError("an empty commit must carry a path (§12.4)")
+        applied = self._apply_proposals(entries, committer=me, external=False, now=now)
+        use_path = True if path is None else path
+        if applied.path_required or not entries:
+            if path is False:
+                raise UsageError("these proposals require an UpdatePath (§12.4)")
+            use_path = True
+        if applied.reinit is not None:
+            # §11.2: a ReInit commit carries no path of its own (nothing follows the epoch).
+            use_path = path is True
+        diff = applied.diff
+        prepared: PreparedPath | None = None
+        private = self._private.pruned(diff)
+        old_keys = dict(applied.old_signature_keys)
+        if use_path:
+            leaf_template = self._tree.leaf(me)
+            assert leaf_template is not None
+            old_keys.setdefault(me, leaf_template.signature_key)
+            prepared = prepare_update_path(
+                cs, diff, me, leaf_template, self._client.signature_private_key, self.group_id
+            )
+            private = prepared.private
+        ctx = GroupContext(
+            cipher_suite=cs.suite_id,
+            group_id=self.group_id,
+            epoch=self.epoch + 1,
+            tree_hash=diff.tree_hash(),
+            confirmed_transcript_hash=self._context.confirmed_transcript_hash,
+            extensions=applied.extensions,
+        )
+        update_path: UpdatePath | None = None
+        if prepared is not None:
+            update_path = prepared.encrypt(cs, diff, ctx.to_bytes(), exclude=applied.added)
+        commit = Commit(
+            proposals=tuple(
+                ProposalOrRef(reference=e.ref)
+                if e.ref is not None
+                else ProposalOrRef(proposal=e.proposal)
+                for e in entries
+            ),
+            path=update_path,
+        )
+        content = FramedContent(
+            group_id=self.group_id,
+            epoch=self.epoch,
+            sender=sender,
+            authenticated_data=authenticated_data,
+            content=commit,
+        )
+        wf = (
+            WireFormat.mls_private_message
+            if self._config.private_handshake
+            else WireFormat.mls_public_message
+        )
+        sig = sign_framed_content(
+            cs, self._client.signature_private_key, wf, content, self._context
+        )
+        next_epoch, joiner = self._key_schedule(
+            wire_format=wf,
+            content=content,
+            signature=sig,
+            ctx=ctx,
+            commit_secret=prepared.commit_secret if prepared else None,
+            psks=applied.psks,
+            init_secret=self._secrets.init_secret,
+        )
+        auth = AuthenticatedContent(
+            wire_format=wf,
+            content=content,
+            auth=FramedContentAuthData(signature=sig, confirmation_tag=next_epoch[1]),
+        )
+        commit_bytes = self._wrap(auth)
+        secrets, tag, interim, new_ctx = next_epoch
+        staged = _Epoch(
+            context=new_ctx,
+            tree=diff,
+            private=private,
+            secrets=secrets,
+            interim_transcript_hash=interim,
+            confirmation_tag=tag,
+            added=applied.added,
+            removed=applied.removed,
+            updated=applied.updated,
+            committer=me,
+            has_path=prepared is not None,
+            reinit=applied.reinit,
+            extensions_changed=applied.extensions != self._context.extensions,
+            old_signature_keys=old_keys,
+        )
+        group_info = self._make_group_info(new_ctx, diff, secrets, tag, with_tree=True)
+        welcome = None
+        if applied.added:
+            welcome = self._make_welcome(
+                new_ctx,
+                diff,
+                secrets,
+                tag,
+                joiner,
+                applied,
+                prepared,
+            )
+        out = CommitOutput(
+            commit=commit_bytes, welcome=welcome, group_info=group_info, epoch=new_ctx.epoch
+        )
+        self._pending = (staged, out)
+        return out
+
+    def merge_pending_commit(self) -> CommitMerged:
+        """Install the epoch of our own pending commit (§12.4)."""
+        if self._pending is None:
+            raise InvalidState("no pending commit")
+        staged, _ = self._pending
+        self._pending = None
+        return self._install(staged, None)
+
+    def clear_pending_commit(self) -> None:
+        self._pending = None
+
+    def _make_group_info(
+        self,
+        ctx: GroupContext,
+        tree: TreeView,
+        secrets: EpochSecrets,
+        tag: bytes,
+        *,
+        with_tree: bool,
+        external_pub: bool = True,
+    ) -> bytes:
+        exts: list[Extension] = []
+        if with_tree:
+            exts.append(
+                Extension(
+                    extension_type=ExtensionType.ratchet_tree, extension_data=tree.encode_tree()
+                )
+            )
+        if external_pub:
+            _, pub = external_key_pair(self._cs, secrets.external_secret)
+            exts.append(ExternalPub(external_pub=pub).to_extension())
+        gi = GroupInfo(
+            group_context=ctx,
+            extensions=tuple(exts),
+            confirmation_tag=tag,
+            signer=self.own_leaf_index,
+        ).sign(self._cs, self._client.signature_private_key)
+        return MLSMessage(body=gi).to_bytes()
+
+    def group_info(self, *, with_tree: bool = True, external_pub: bool = True) -> bytes:
+        """A signed GroupInfo of the current epoch (§12.4.3), with ``external_pub`` and
+        optionally the ``ratchet_tree`` extension, for external joins."""
+        self._check_operational()
+        return self._make_group_info(
+            self._context,
+            self._tree,
+            self._secrets,
+            self._confirmation_tag,
+            with_tree=with_tree,
+            external_pub=external_pub,
+        )
+
+    def _make_welcome(
+        self,
+        ctx: GroupContext,
+        tree: TreeDiff,
+        secrets: EpochSecrets,
+        tag: bytes,
+        joiner_secret: bytes,
+        applied: _AppliedProposals,
+        prepared: PreparedPath | None,
+    ) -> bytes:
+        cs = self._cs
+        exts: list[Extension] = []
+        if self._config.ratchet_tree_extension:
+            exts.append(
+                Extension(
+                    extension_type=ExtensionType.ratchet_tree, extension_data=tree.encode_tree()
+                )
+            )
+        gi = GroupInfo(
+            group_context=ctx,
+            extensions=tuple(exts),
+            confirmation_tag=tag,
+            signer=self.own_leaf_index,
+        ).sign(cs, self._client.signature_private_key)
+        psk_ids = tuple(pid for pid, _ in applied.psks)
+        wsecret = secrets.welcome_secret
+        encrypted_gi = encrypt_group_info(cs, wsecret, gi)
+        entries: list[EncryptedGroupSecrets] = []
+        for leaf_index, kp in zip(applied.added, applied.added_key_packages, strict=True):
+            ps = prepared.path_secret_for_joiner(leaf_index) if prepared is not None else None
+            gs = GroupSecrets(
+                joiner_secret=joiner_secret,
+                path_secret=PathSecret(path_secret=ps) if ps is not None else None,
+                psks=psk_ids,
+            )
+            ct = encrypt_group_secrets(cs, kp.init_key, encrypted_gi, gs)
+            entries.append(EncryptedGroupSecrets(new_member=kp.ref(cs), encrypted_group_secrets=ct))
+        welcome = Welcome(
+            cipher_suite=cs.suite_id, secrets=tuple(entries), encrypted_group_info=encrypted_gi
+        )
+        return MLSMessage(body=welcome).to_bytes()
+
+    # -- shared commit machinery --------------------------------------------------------------
+
+    def _key_schedule(
+        self,
+        *,
+        wire_format: int,
+        content: FramedContent,
+        signature: bytes,
+        ctx: GroupContext,
+        commit_secret: bytes | None,
+        psks: Sequence[tuple[PreSharedKeyID, bytes]],
+        init_secret: bytes,
+    ) -> tuple[tuple[EpochSecrets, bytes, bytes, GroupContext], bytes]:
+        """Transcript hash, new GroupContext, epoch secrets, confirmation tag and interim hash
+        for a commit (§8, §8.2). Returns ((secrets, tag, interim, context), joiner_secret)."""
+        cs = self._cs
+        w_input = _confirmed_input(wire_format, content, signature)
+        confirmed = cs.hash(self._interim + w_input)
+        new_ctx = replace(ctx, confirmed_transcript_hash=confirmed)
+        psk = psk_secret(cs, list(psks)) if psks else None
+        secrets = derive_epoch_secrets(
+            cs,
+            init_secret=init_secret,
+            commit_secret=commit_secret,
+            psk_secret=psk,
+            group_context=new_ctx.to_bytes(),
+        )
+        tag = confirmation_tag(cs, secrets.confirmation_key, confirmed)
+        interim = next_interim_transcript_hash(cs, confirmed, tag)
+        return (secrets, tag, interim, new_ctx), secrets.joiner_secret
+
+    def _apply_proposals(
+        self,
+        entries: Sequence[ProposalEntry],
+        *,
+        committer: int | None,
+        external: bool,
+        now: int | None,
+    ) -> _AppliedProposals:
+        """Validate a proposal list (§12.2) and apply it to a diff of the tree (§12.3)."""
+        tree = self._tree
+        reject_unknown(entries)
+        validate_proposal_list(
+            entries, committer=committer, external=external, tree=tree, identity=self._identity
+        )
+        diff = tree.diff()
+        extensions = self._context.extensions
+        old_keys: dict[int, bytes | None] = {}
+        path_required = False
+        own_update_key: bytes | None = None
+        gce = [e.proposal for e in entries if isinstance(e.proposal, GroupContextExtensions)]
+        for e in entries:
+            if e.proposal.proposal_type in _PATH_REQUIRED:
+                path_required = True
+        if gce:
+            assert isinstance(gce[0], GroupContextExtensions)
+            extensions = gce[0].extensions
+        updated: list[int] = []
+        for e in entries:
+            p = e.proposal
+            if isinstance(p, Update):
+                i = e.sender.index
+                old = diff.leaf(i)
+                if old is None:
+                    raise InvalidUpdate(f"Update from blank leaf {i}")
+                old_keys[i] = old.signature_key
+                diff.update_leaf(i, p.leaf_node)
+                updated.append(i)
+                if i == self.own_leaf_index and e.ref is not None:
+                    cached = self._proposals.get(e.ref)
+                    own_update_key = cached.update_private_key if cached else None
+        removed: list[int] = []
+        for e in entries:
+            p = e.proposal
+            if isinstance(p, Remove):
+                old = diff.leaf(p.removed) if p.removed < diff.n_leaves else None
+                if old is None:
+                    raise ValidationError(f"Remove of blank leaf {p.removed}")
+                old_keys.setdefault(p.removed, old.signature_key)
+                diff.remove_leaf(p.removed)
+                removed.append(p.removed)
+        added: list[int] = []
+        added_kps: list[KeyPackage] = []
+        for e in entries:
+            p = e.proposal
+            if isinstance(p, Add):
+                i = diff.add_leaf(p.key_package.leaf_node)
+                old_keys.setdefault(i, None)
+                added.append(i)
+                added_kps.append(p.key_package)
+        # §12.1.7 / §11.1: after a GroupContextExtensions, every member (including new ones)
+        # must support the new required capabilities.
+        if gce:
+            from mls.group.validation import validate_gce
+
+            assert isinstance(gce[0], GroupContextExtensions)
+            validate_gce(gce[0], diff)
+        elif added:
+            from mls.group.validation import check_required_capabilities
+
+            for kp in added_kps:
+                check_required_capabilities(kp.leaf_node, extensions)
+        psks: list[tuple[PreSharedKeyID, bytes]] = []
+        for e in entries:
+            p = e.proposal
+            if isinstance(p, PreSharedKey):
+                psks.append((p.psk, self._resolve_psk(p.psk)))
+        ext_init = next((e.proposal for e in entries if isinstance(e.proposal, ExternalInit)), None)
+        reinit = next((e.proposal for e in entries if isinstance(e.proposal, ReInit)), None)
+        assert ext_init is None or isinstance(ext_init, ExternalInit)
+        assert reinit is None or isinstance(reinit, ReInit)
+        return _AppliedProposals(
+            diff=diff,
+            extensions=tuple(extensions),
+            added=tuple(added),
+            added_key_packages=tuple(added_kps),
+            removed=tuple(removed),
+            updated=tuple(updated),
+            psks=tuple(psks),
+            external_init=ext_init,
+            reinit=reinit,
+            path_required=path_required,
+            old_signature_keys=old_keys,
+            own_update_key=own_update_key,
+        )
+
+    def _resolve_psk(self, pid: PreSharedKeyID) -> bytes:
+        """The secret of a PSK id (§8.4): external from the client, resumption from history."""
+        if pid.psktype == PSKType.external:
+            secret = self._client.external_psk(pid.psk_id)
+            if secret is None:
+                raise InvalidPSK("unknown external PSK")
+            return secret
+        if pid.psktype == PSKType.resumption:
+            if pid.psk_group_id != self.group_id:
+                raise InvalidPSK("resumption PSK of another group")
+            secret = self._resumption.get(pid.psk_epoch)
+            if secret is None:
+                raise InvalidPSK(f"no resumption PSK kept for epoch {pid.psk_epoch}")
+            return secret
+        raise InvalidPSK(f"unknown PSK type {pid.psktype}")
+
+    # -- processing (§6, §12) -----------------------------------------------------------------
+
+    def process(self, message: bytes, *, now: int | None = None) -> Event:
+        """Process one message of this group and return what it was.
+
+        Raises an :class:`~mls.errors.MLSError` (and changes nothing) if the message is invalid.
+        """
+        try:
+            return self._process(message, now)
+        except MLSError:
+            raise
+        except Exception as exc:  # every other exception escaping process() is a bug
+            raise InternalError(f"{type(exc).__name__} while processing a message") from exc
+
+    def _process(self, message: bytes, now: int | None) -> Event:
+        msg = decode(MLSMessage, message)
+        body = msg.body
+        if isinstance(body, PrivateMessage):
+            return self._process_private(body, now)
+        if isinstance(body, PublicMessage):
+            return self._process_public(body, now)
+        raise InvalidContentType(
+            f"wire format {msg.wire_format} is not a group message (use join for a Welcome)"
+        )
+
+    def _process_private(self, msg: PrivateMessage, now: int | None) -> Event:
+        if msg.group_id != self.group_id:
+            raise WrongGroup("message for another group")
+        if self._status is GroupStatus.REMOVED and msg.content_type != ContentType.application:
+            raise MemberRemoved("this member was removed from the group")
+        cs = self._cs
+        if msg.epoch == self.epoch:
+            tree, sd_secret, ctx = (
+                self._secret_tree,
+                self._secrets.sender_data_secret,
+                self._context,
+            )
+            past: _PastEpoch | None = None
+        elif msg.content_type == ContentType.application and msg.epoch in self._past:
+            past = self._past[msg.epoch]
+            tree, sd_secret, ctx = past.secret_tree, past.sender_data_secret, past.context
+        else:
+            raise WrongEpoch(
+                f"message for epoch {msg.epoch}, group is at {self.epoch}",
+                expected=self.epoch,
+                got=msg.epoch,
+            )
+        auth, pending = decrypt_private_message(cs, msg, tree, sd_secret)
+        sender = auth.content.sender
+        if sender.sender_type != SenderType.member:
+            raise InvalidSender("a PrivateMessage sender must be a member (§6.3)")
+        if sender.index == self.own_leaf_index and past is None:
+            raise InvalidSender("a member does not process its own PrivateMessage")
+        key = self._member_signature_key(sender.index, past)
+        auth.verify(cs, key, ctx)
+        return self._dispatch(auth, now, lambda: tree.confirm_receive(pending), past)
+
+    def _process_public(self, msg: PublicMessage, now: int | None) -> Event:
+        content = msg.content
+        if content.group_id != self.group_id:
+            raise WrongGroup("message for another group")
+        if self._status is not GroupStatus.OPERATIONAL:
+            raise MemberRemoved("this member can no longer process handshake messages")
+        if content.epoch != self.epoch:
+            raise WrongEpoch(
+                f"message for epoch {content.epoch}, group is at {self.epoch}",
+                expected=self.epoch,
+                got=content.epoch,
+            )
+        cs = self._cs
+        auth = verify_membership_tag(cs, msg, self._secrets.membership_key, self._context)
+        if auth.content.content_type == ContentType.application:
+            raise InvalidContentType("application data must be sent as PrivateMessage (§6.2)")
+        sender = auth.content.sender
+        st = sender.sender_type
+        if st == SenderType.member:
+            if sender.index == self.own_leaf_index:
+                raise InvalidSender("a member does not process its own handshake message")
+            auth.verify(cs, self._member_signature_key(sender.index, None), self._context)
+        elif st == SenderType.external:
+            senders = ExternalSenders.find(self._context.extensions)
+            if senders is None or sender.index >= len(senders.senders):
+                raise UnknownSender(f"unknown external sender {sender.index}")
+            if auth.content.content_type != ContentType.proposal:
+                raise InvalidSender("an external sender can only send proposals (§12.1.8)")
+            auth.verify(cs, senders.senders[sender.index].signature_key, None)
+        elif st == SenderType.new_member_proposal:
+            proposal = auth.content.content
+            if not isinstance(proposal, Add):
+                raise InvalidSender("new_member_proposal must carry an Add proposal (§12.1.8)")
+            auth.verify(cs, proposal.key_package.leaf_node.signature_key, None)
+        elif st == SenderType.new_member_commit:
+            commit = auth.content.content
+            if not isinstance(commit, Commit):
+                raise InvalidSender("new_member_commit must carry a Commit (§12.4.3.2)")
+            if commit.path is None:
+                raise InvalidExternalInit("an external commit must carry a path (§12.4.3.2)")
+            auth.verify(cs, commit.path.leaf_node.signature_key, self._context)
+        else:
+            raise InvalidSender(f"unknown sender type {st}")
+        return self._dispatch(auth, now, None, None)
+
+    def _member_signature_key(self, leaf_index: int, past: _PastEpoch | None) -> bytes:
+        if past is not None and leaf_index in past.signature_keys:
+            key = past.signature_keys[leaf_index]
+            if key is None:
+                raise UnknownSender(f"leaf {leaf_index} was blank in epoch {past.context.epoch}")
+            return key
+        if not 0 <= leaf_index < self._tree.n_leaves:
+            raise UnknownSender(f"leaf {leaf_index} is outside the tree")
+        leaf = self._tree.leaf(leaf_index)
+        if leaf is None:
+            raise UnknownSender(f"leaf {leaf_index} is blank")
+        return leaf.signature_key
+
+    def _dispatch(
+        self,
+        auth: AuthenticatedContent,
+        now: int | None,
+        accept: object,
+        past: _PastEpoch | None,
+    ) -> Event:
+        content = auth.content
+        body = content.content
+        if isinstance(body, bytes):
+            event: Event = ApplicationMessage(
+                sender=content.sender.index,
+                epoch=content.epoch,
+                data=body,
+                authenticated_data=content.authenticated_data,
+            )
+            _run(accept)
+            return event
+        if past is not None:
+            raise InternalError("handshake message from a past epoch")
+        if isinstance(body, Commit):
+            staged = self._stage_commit(auth, body, now)
+            _run(accept)
+            return self._install(staged, auth)
+        # A proposal (§12.1): validate on its own and cache by reference.
+        validate_proposal(
+            self._cs,
+            body,
+            content.sender,
+            tree=self._tree,
+            version=self._context.version,
+            group_id=self.group_id,
+            group_extensions=self._context.extensions,
+            identity=self._identity,
+            now=now,
+        )
+        if isinstance(body, PreSharedKey):
+            self._resolve_psk(body.psk)
+        ref = auth.proposal_ref(self._cs)
+        _run(accept)
+        self._proposals[ref] = _CachedProposal(body, content.sender)
+        return ProposalReceived(ref=ref, proposal=body, sender=content.sender, epoch=self.epoch)
+
+    def _stage_commit(self, auth: AuthenticatedContent, commit: Commit, now: int | None) -> _Epoch:
+        """Process a received commit into a staged next epoch (§12.4.2)."""
+        cs = self._cs
+        content = auth.content
+        sender = content.sender
+        external = sender.sender_type == SenderType.new_member_commit
+        if not external and sender.sender_type != SenderType.member:
+            raise InvalidSender("a commit is sent by a member or a new member (§12.4)")
+        if auth.auth.confirmation_tag is None:
+            raise DecodeError("a commit carries a confirmation tag")
+        committer = None if external else sender.index
+        entries: list[ProposalEntry] = []
+        for por in commit.proposals:
+            if por.reference is not None:
+                if external:
+                    raise InvalidExternalInit("external commits carry no proposal references")
+                cached = self._proposals.get(por.reference)
+                if cached is None:
+                    raise MissingProposal("commit references a proposal this member does not have")
+                entries.append(ProposalEntry(cached.proposal, cached.sender, por.reference))
+            else:
+                assert por.proposal is not None
+                p = por.proposal
+                if isinstance(p, Update):
+                    raise InvalidUpdate("Update proposals cannot be committed by value (§12.4)")
+                validate_proposal(
+                    cs,
+                    p,
+                    sender,
+                    tree=self._tree,
+                    version=self._context.version,
+                    group_id=self.group_id,
+                    group_extensions=self._context.extensions,
+                    identity=self._identity,
+                    now=now,
+                )
+                entries.append(ProposalEntry(p, sender, None))
+        applied = self._apply_proposals(entries, committer=committer, external=external, now=now)
+        if (applied.path_required or not entries) and commit.path is None:
+            raise PathRequired("these proposals require an UpdatePath (§12.4)")
+        diff = applied.diff
+        me = self.own_leaf_index
+        self_removed = me in applied.removed
+        private = self._private
+        if applied.own_update_key is not None:
+            own_leaf = diff.leaf(me)
+            assert own_leaf is not None
+            private = private.with_leaf_key(applied.own_update_key, own_leaf.encryption_key)
+        elif me in applied.updated:
+            raise InvalidUpdate("an Update of our leaf that we did not propose")
+        private = private.pruned(diff) if not self_removed else private
+        old_keys = dict(applied.old_signature_keys)
+        commit_secret: bytes | None = None
+        init_secret = self._secrets.init_secret
+        if external:
+            assert applied.external_init is not None
+            init_secret = self._external_init_secret(applied.external_init)
+        ctx = GroupContext(
+            cipher_suite=cs.suite_id,
+            group_id=self.group_id,
+            epoch=self.epoch + 1,
+            tree_hash=b"",
+            confirmed_transcript_hash=self._context.confirmed_transcript_hash,
+            extensions=applied.extensions,
+        )
+        if commit.path is not None:
+            path = commit.path
+            if external:
+                committer = diff.add_external_leaf_slot()
+                old_keys.setdefault(committer, None)
+                # §12.2: an external commit's Remove may only remove the joiner's old self.
+                for r in applied.removed:
+                    old_leaf = self._tree.leaf(r)
+                    assert old_leaf is not None
+                    if not self._identity.same_client(old_leaf, path.leaf_node):
+                        raise InvalidExternalInit("an external commit removes another member")
+            assert committer is not None
+            old_committer = self._tree.leaf(committer) if committer < self._tree.n_leaves else None
+            if old_committer is not None:
+                old_keys.setdefault(committer, old_committer.signature_key)
+                # §12.4.2: the new leaf's encryption key differs from the committer's old one.
+                if path.leaf_node.encryption_key == old_committer.encryption_key:
+                    raise InvalidUpdate("the commit leaf keeps the committer's encryption key")
+            validate_leaf_node(
+                cs,
+                path.leaf_node,
+                source=LeafNodeSource.commit,
+                tree=diff,
+                group_extensions=applied.extensions,
+                identity=self._identity,
+                group_id=self.group_id,
+                leaf_index=committer,
+                replaces=committer,
+            )
+            if external and path.leaf_node.signature_key != content_signer_key(auth):
+                raise InvalidSender("external commit not signed by the joiner's leaf key")
+            apply_update_path(diff, committer, path)
+            ctx = replace(ctx, tree_hash=diff.tree_hash())
+            if not self_removed:
+                result = decrypt_update_path(
+                    cs, diff, private, committer, path, ctx.to_bytes(), exclude=applied.added
+                )
+                commit_secret = result.commit_secret
+                private = result.private
+        else:
+            ctx = replace(ctx, tree_hash=diff.tree_hash())
+        if self_removed:
+            # We cannot follow into the new epoch; the commit's signature was verified.
+            return _Epoch(
+                context=ctx,
+                tree=diff,
+                private=private,
+                secrets=self._secrets,
+                interim_transcript_hash=self._interim,
+                confirmation_tag=self._confirmation_tag,
+                removed=applied.removed,
+                committer=committer,
+                self_removed=True,
+            )
+        (secrets, tag, interim, new_ctx), _ = self._key_schedule(
+            wire_format=auth.wire_format,
+            content=content,
+            signature=auth.auth.signature,
+            ctx=ctx,
+            commit_secret=commit_secret,
+            psks=applied.psks,
+            init_secret=init_secret,
+        )
+        got = auth.auth.confirmation_tag
+        verify_confirmation_tag(
+            cs, secrets.confirmation_key, new_ctx.confirmed_transcript_hash, got
+        )
+        added = applied.added
+        if external:
+            assert committer is not None
+            added = (*added, committer)
+        return _Epoch(
+            context=new_ctx,
+            tree=diff,
+            private=private,
+            secrets=secrets,
+            interim_transcript_hash=interim,
+            confirmation_tag=tag,
+            added=added,
+            removed=applied.removed,
+            updated=applied.updated,
+            committer=committer,
+            has_path=commit.path is not None,
+            reinit=applied.reinit,
+            external=external,
+            extensions_changed=applied.extensions != self._context.extensions,
+            old_signature_keys=old_keys,
+        )
+
+    def _external_init_secret(self, ext: ExternalInit) -> bytes:
+        """§8.3: init_secret from the joiner's ExternalInit kem_output."""
+        cs = self._cs
+        sk, _ = external_key_pair(cs, self._secrets.external_secret)
+        try:
+            ctx = cs.hpke.setup_receiver(0, ext.kem_output, sk, b"")
+        except PeerError as exc:
+            raise InvalidExternalInit("ExternalInit kem_output does not decapsulate") from exc
+        return ctx.export(_EXTERNAL_INIT_LABEL, cs.hash_len)
+
+    def _install(self, staged: _Epoch, auth: AuthenticatedContent | None) -> CommitMerged:
+        """Merge a staged epoch: the one assignment block that changes the group."""
+        del auth
+        if staged.self_removed:
+            self._status = GroupStatus.REMOVED
+            self._proposals.clear()
+            self._pending = None
+            return CommitMerged(
+                epoch=staged.context.epoch,
+                committer=staged.committer,
+                removed=staged.removed,
+                self_removed=True,
+            )
+        diff = staged.tree
+        assert isinstance(diff, TreeDiff)
+        # Keep the old epoch's application keys for late messages (§15.3).
+        if self._config.past_epochs > 0:
+            self._past[self.epoch] = _PastEpoch(
+                context=self._context,
+                secret_tree=self._secret_tree,
+                sender_data_secret=self._secrets.sender_data_secret,
+                signature_keys={},
+            )
+            for past in self._past.values():
+                for leaf, key in staged.old_signature_keys.items():
+                    past.signature_keys.setdefault(leaf, key)
+            while len(self._past) > self._config.past_epochs:
+                self._past.popitem(last=False)
+        tree = diff.merge()
+        self._tree = tree
+        self._context = staged.context
+        self._private = staged.private
+        self._secrets = staged.secrets
+        self._interim = staged.interim_transcript_hash
+        self._confirmation_tag = staged.confirmation_tag
+        staged.tree = tree
+        self._secret_tree = self._new_secret_tree(staged)
+        self._proposals.clear()
+        self._pending = None
+        self._resumption[self.epoch] = self._secrets.resumption_psk
+        while len(self._resumption) > max(1, self._config.resumption_psks):
+            self._resumption.popitem(last=False)
+        if staged.reinit is not None:
+            self._status = GroupStatus.REINIT
+            self._reinit = staged.reinit
+        return CommitMerged(
+            epoch=self.epoch,
+            committer=staged.committer,
+            added=staged.added,
+            removed=staged.removed,
+            updated=staged.updated,
+            has_path=staged.has_path,
+            reinit=staged.reinit,
+            extensions_changed=staged.extensions_changed,
+            external=staged.external,
+        )
+
+    # -- joining (§12.4.3) --------------------------------------------------------------------
+
+    @classmethod
+    def join(
+        cls,
+        client: Client,
+        welcome: bytes,
+        *,
+        ratchet_tree: bytes | None = None,
+        config: GroupConfig | None = None,
+        identity: IdentityProvider | None = None,
+        now: int | None = None,
+        resumption_psks: dict[tuple[bytes, int], bytes] | None = None,
+    ) -> Group:
+        """Join from a Welcome (§12.4.3.1). ``ratchet_tree`` is the §12.4.3.3 encoding when the
+        Welcome's GroupInfo has no ``ratchet_tree`` extension. ``resumption_psks`` maps
+        ``(group_id, epoch)`` to resumption secrets for ReInit/branch Welcomes."""
+        try:
+            return cls._join(client, welcome, ratchet_tree, config, identity, now, resumption_psks)
+        except MLSError:
+            raise
+        except Exception as exc:
+            raise InternalError(f"{type(exc).__name__} while joining") from exc
+
+    @classmethod
+    def _join(
+        cls,
+        client: Client,
+        welcome_bytes: bytes,
+        ratchet_tree: bytes | None,
+        config: GroupConfig | None,
+        identity: IdentityProvider | None,
+        now: int | None,
+        resumption_psks: dict[tuple[bytes, int], bytes] | None,
+    ) -> Group:
+        msg = decode(MLSMessage, welcome_bytes)
+        welcome = msg.body
+        if not isinstance(welcome, Welcome):
+            raise DecodeError("expected an MLSMessage carrying a Welcome")
+        cs = client.suite
+        if welcome.cipher_suite != cs.suite_id:
+            raise InvalidWelcome("Welcome cipher suite differs from the client's")
+        mine = None
+        for entry in welcome.secrets:
+            kpp = client.find_key_package(entry.new_member)
+            if kpp is not None:
+                mine = (entry, kpp)
+                break
+        if mine is None:
+            raise NoMatchingKeyPackage("the Welcome is not addressed to any of our KeyPackages")
+        entry, kpp = mine
+        if kpp.key_package.cipher_suite != welcome.cipher_suite:
+            raise InvalidWelcome("KeyPackage and Welcome cipher suites differ")
+        gs = decrypt_group_secrets(
+            cs, kpp.init_private_key, welcome.encrypted_group_info, entry.encrypted_group_secrets
+        )
+        psks: list[tuple[PreSharedKeyID, bytes]] = []
+        special = [
+            p
+            for p in gs.psks
+            if p.psktype == PSKType.resumption
+            and p.usage in (ResumptionPSKUsage.reinit, ResumptionPSKUsage.branch)
+        ]
+        if len(special) > 1:
+            raise InvalidPSK("more than one reinit/branch resumption PSK in a Welcome")
+        for pid in gs.psks:
+            if pid.psktype == PSKType.external:
+                secret = client.external_psk(pid.psk_id)
+            elif pid.psktype == PSKType.resumption:
+                secret = (resumption_psks or {}).get((pid.psk_group_id, pid.psk_epoch))
+            else:
+                raise InvalidPSK(f"unknown PSK type {pid.psktype}")
+            if secret is None:
+                raise InvalidPSK("the Welcome needs a PSK this client does not have")
+            psks.append((pid, secret))
+        psk = psk_secret(cs, psks) if psks else None
+        wsecret = welcome_secret(cs, gs.joiner_secret, psk)
+        gi = decrypt_group_info(cs, wsecret, welcome.encrypted_group_info)
+        ctx = gi.group_context
+        if ctx.cipher_suite != cs.suite_id or ctx.version != ProtocolVersion.mls10:
+            raise InvalidWelcome("GroupInfo suite or version differs from the KeyPackage's")
+        tree = cls._tree_for(cs, gi, ratchet_tree)
+        signer = tree.leaf(gi.signer) if gi.signer < tree.n_leaves else None
+        if signer is None:
+            raise InvalidGroupInfo("GroupInfo signer is a blank or unknown leaf")
+        gi.verify(cs, signer.signature_key)
+        ident = identity or BasicIdentityProvider()
+        # §12.4.3.1: verify the integrity of the ratchet tree.
+        validate_tree(cs, tree, group_id=ctx.group_id, tree_hash=ctx.tree_hash, identity=ident)
+        # Our leaf: the one identical to our KeyPackage's LeafNode.
+        my_leaf = tree.find_signature_key(kpp.key_package.leaf_node.signature_key)
+        if my_leaf is None or tree.leaf(my_leaf) != kpp.key_package.leaf_node:
+            raise InvalidWelcome("our KeyPackage's LeafNode is not in the tree")
+        private = TreePrivate.from_welcome(
+            cs,
+            tree,
+            my_leaf,
+            kpp.encryption_private_key,
+            gi.signer,
+            gs.path_secret.path_secret if gs.path_secret is not None else None,
+        )
+        secrets = epoch_secrets_from_joiner(cs, gs.joiner_secret, psk, ctx.to_bytes())
+        verify_confirmation_tag(
+            cs, secrets.confirmation_key, ctx.confirmed_transcript_hash, gi.confirmation_tag
+        )
+        interim = next_interim_transcript_hash(
+            cs, ctx.confirmed_transcript_hash, gi.confirmation_tag
+        )
+        if special:
+            if ctx.epoch != 1:
+                raise InvalidWelcome("a reinit/branch Welcome must start at epoch 1 (§12.4.3.1)")
+        client.consume_key_package(entry.new_member)
+        epoch = _Epoch(
+            context=ctx,
+            tree=tree,
+            private=private,
+            secrets=secrets,
+            interim_transcript_hash=interim,
+            confirmation_tag=gi.confirmation_tag,
+        )
+        return cls(
+            client=client, cs=cs, config=config or GroupConfig(), epoch=epoch, identity=ident
+        )
+
+    @staticmethod
+    def _tree_for(cs: CipherSuite, gi: GroupInfo, ratchet_tree: bytes | None) -> RatchetTree:
+        ext = find_extension(gi.extensions, ExtensionType.ratchet_tree)
+        if ext is not None:
+            return RatchetTree.decode(cs, ext.extension_data)
+        if ratchet_tree is None:
+            raise InvalidWelcome("no ratchet tree: not in the GroupInfo and none supplied")
+        return RatchetTree.decode(cs, ratchet_tree)
+
+    @classmethod
+    def external_join(
+        cls,
+        client: Client,
+        group_info: bytes,
+        *,
+        ratchet_tree: bytes | None = None,
+        config: GroupConfig | None = None,
+        identity: IdentityProvider | None = None,
+        psks: Sequence[bytes] = (),
+        resync: bool = False,
+        authenticated_data: bytes = b"",
+        now: int | None = None,
+    ) -> tuple[Group, bytes]:
+        """Join by external commit (§12.4.3.2); returns the group and the commit to send.
+
+        With ``resync``, the commit also removes this client's old leaf (same signature key).
+        """
+        try:
+            return cls._external_join(
+                client,
+                group_info,
+                ratchet_tree,
+                config,
+                identity,
+                psks,
+                resync,
+                authenticated_data,
+                now,
+            )
+        except MLSError:
+            raise
+        except Exception as exc:
+            raise InternalError(f"{type(exc).__name__} during external join") from exc
+
+    @classmethod
+    def _external_join(
+        cls,
+        client: Client,
+        group_info: bytes,
+        ratchet_tree: bytes | None,
+        config: GroupConfig | None,
+        identity: IdentityProvider | None,
+        psks: Sequence[bytes],
+        resync: bool,
+        authenticated_data: bytes,
+        now: int | None,
+    ) -> tuple[Group, bytes]:
+        msg = decode(MLSMessage, group_info)
+        gi = msg.body
+        if not isinstance(gi, GroupInfo):
+            raise DecodeError("expected an MLSMessage carrying a GroupInfo")
+        cs = client.suite
+        ctx = gi.group_context
+        if ctx.cipher_suite != cs.suite_id:
+            raise InvalidGroupInfo("GroupInfo cipher suite differs from the client's")
+        tree = cls._tree_for(cs, gi, ratchet_tree)
+        signer = tree.leaf(gi.signer) if gi.signer < tree.n_leaves else None
+        if signer is None:
+            raise InvalidGroupInfo("GroupInfo signer is a blank or unknown leaf")
+        gi.verify(cs, signer.signature_key)
+        ident = identity or BasicIdentityProvider()
+        validate_tree(cs, tree, group_id=ctx.group_id, tree_hash=ctx.tree_hash, identity=ident)
+        ext_pub = ExternalPub.find(gi.extensions)
+        if ext_pub is None:
+            raise InvalidGroupInfo("GroupInfo has no external_pub extension (§12.4.3.2)")
+        # §8.3: init_secret exported from an HPKE context to external_pub.
+        enc, hctx = cs.hpke.setup_sender(0, ext_pub.external_pub, b"", cs.random(cs.hpke_sk_len))
+        init_secret = hctx.export(_EXTERNAL_INIT_LABEL, cs.hash_len)
+        # A provisional member state: the joiner sits nowhere yet; build it on the tree.
+        interim = next_interim_transcript_hash(
+            cs, ctx.confirmed_transcript_hash, gi.confirmation_tag
+        )
+        dummy_private = TreePrivate(0, {})
+        placeholder = EpochSecrets(
+            joiner_secret=b"",
+            welcome_secret=b"",
+            sender_data_secret=b"",
+            encryption_secret=bytes(cs.hash_len),
+            exporter_secret=b"",
+            external_secret=b"",
+            confirmation_key=b"",
+            membership_key=b"",
+            resumption_psk=b"",
+            epoch_authenticator=b"",
+            init_secret=init_secret,
+        )
+        group = cls(
+            client=client,
+            cs=cs,
+            config=config or GroupConfig(),
+            epoch=_Epoch(
+                context=ctx,
+                tree=tree,
+                private=dummy_private,
+                secrets=placeholder,
+                interim_transcript_hash=interim,
+                confirmation_tag=gi.confirmation_tag,
+            ),
+            identity=ident,
+        )
+        entries: list[ProposalEntry] = [
+            ProposalEntry(ExternalInit(kem_output=enc), Sender.new_member_commit(), None)
+        ]
+        if resync:
+            old = tree.find_signature_key(client.signature_public_key)
+            if old is None:
+                raise UsageError("resync: this client has no leaf in the group")
+            entries.append(ProposalEntry(Remove(removed=old), Sender.new_member_commit(), None))
+        for psk_id in psks:
+            entries.append(
+                ProposalEntry(
+                    PreSharedKey(psk=group._external_psk_id(psk_id)),
+                    Sender.new_member_commit(),
+                    None,
+                )
+            )
+        applied = group._apply_proposals(entries, committer=None, external=True, now=now)
+        diff = applied.diff
+        me = diff.add_external_leaf_slot()
+        enc_sk, enc_pk = cs.generate_key_pair()
+        template = client.key_package(now or 0).leaf_node
+        client.consume_key_package(client.key_package_refs()[-1])
+        prepared = prepare_update_path(
+            cs, diff, me, template, client.signature_private_key, ctx.group_id
+        )
+        del enc_sk, enc_pk
+        new_ctx = GroupContext(
+            cipher_suite=cs.suite_id,
+            group_id=ctx.group_id,
+            epoch=ctx.epoch + 1,
+            tree_hash=diff.tree_hash(),
+            confirmed_transcript_hash=ctx.confirmed_transcript_hash,
+            extensions=applied.extensions,
+        )
+        update_path = prepared.encrypt(cs, diff, new_ctx.to_bytes())
+        commit = Commit(
+            proposals=tuple(ProposalOrRef(proposal=e.proposal) for e in entries),
+            path=update_path,
+        )
+        content = FramedContent(
+            group_id=ctx.group_id,
+            epoch=ctx.epoch,
+            sender=Sender.new_member_commit(),
+            authenticated_data=authenticated_data,
+            content=commit,
+        )
+        wf = WireFormat.mls_public_message
+        sig = sign_framed_content(cs, client.signature_private_key, wf, content, ctx)
+        (secrets, tag, interim2, final_ctx), _ = group._key_schedule(
+            wire_format=wf,
+            content=content,
+            signature=sig,
+            ctx=new_ctx,
+            commit_secret=prepared.commit_secret,
+            psks=applied.psks,
+            init_secret=init_secret,
+        )
+        auth = AuthenticatedContent(
+            wire_format=wf,
+            content=content,
+            auth=FramedContentAuthData(signature=sig, confirmation_tag=tag),
+        )
+        commit_bytes = MLSMessage(body=public_message_from(cs, auth, None, ctx)).to_bytes()
+        tree_after = diff.merge()
+        joined = cls(
+            client=client,
+            cs=cs,
+            config=config or GroupConfig(),
+            epoch=_Epoch(
+                context=final_ctx,
+                tree=tree_after,
+                private=prepared.private,
+                secrets=secrets,
+                interim_transcript_hash=interim2,
+                confirmation_tag=tag,
+            ),
+            identity=ident,
+        )
+        return joined, commit_bytes
+
+
+def content_signer_key(auth: AuthenticatedContent) -> bytes:
+    """The signature key an external commit was verified with (its path leaf's)."""
+    body = auth.content.content
+    if isinstance(body, Commit) and body.path is not None:
+        return body.path.leaf_node.signature_key
+    raise InvalidSender("no signer key")
+
+
+def _confirmed_input(wire_format: int, content: FramedContent, signature: bytes) -> bytes:
+    from mls.codec import Writer
+
+    w = Writer()
+    w.push_uint16(wire_format)
+    content.encode(w)
+    w.push_opaque(signature)
+    return w.getvalue()
+
+
+def _run(accept: object) -> None:
+    if accept is not None:
+        assert callable(accept)
+        accept()
+
+
+# Keep names referenced for type checkers and readers of the module's API.
+_ = (PendingKey, ProposalError, InvalidReInit, Credential, LeafNode, encode)

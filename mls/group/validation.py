@@ -1,0 +1,398 @@
+"""Validation of leaf nodes, KeyPackages and proposal lists against a group
+(RFC 9420 §7.3, §10.1, §12.1, §12.2).
+
+Every check raises its own :mod:`mls.errors` leaf; the catalogue in ``docs/validation.md`` maps
+each to its RFC section and its test. The checks read a :class:`~mls.tree.ratchet_tree.TreeView`
+(the current tree or a staged diff) and never change it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from mls.constants import (
+    CredentialType,
+    ExtensionType,
+    LeafNodeSource,
+    ProposalType,
+    ProtocolVersion,
+    PSKType,
+    ResumptionPSKUsage,
+    SenderType,
+)
+from mls.credentials import Credential
+from mls.crypto import CipherSuite
+from mls.errors import (
+    BadSignature,
+    DuplicateAdd,
+    InvalidCredential,
+    InvalidExternalInit,
+    InvalidGroupContextExtensions,
+    InvalidKeyPackage,
+    InvalidPSK,
+    InvalidReInit,
+    InvalidRemove,
+    InvalidSender,
+    InvalidUpdate,
+    MissingRequiredCapability,
+    ProposalError,
+    UnsupportedCapability,
+    UnsupportedCredential,
+)
+from mls.extensions import Extension, RequiredCapabilities
+from mls.framing.content import Sender
+from mls.messages.key_package import KeyPackage
+from mls.messages.proposals import (
+    Add,
+    ExternalInit,
+    GroupContextExtensions,
+    PreSharedKey,
+    Proposal,
+    ReInit,
+    Remove,
+    Update,
+)
+from mls.tree.nodes import LeafNode
+from mls.tree.ratchet_tree import TreeView
+from mls.tree.validation import IdentityProvider as TreeIdentityProvider
+from mls.tree.validation import validate_leaf_node as tree_validate_leaf_node
+
+__all__ = [
+    "DEFAULT_EXTENSION_TYPES",
+    "DEFAULT_PROPOSAL_TYPES",
+    "BasicIdentityProvider",
+    "IdentityProvider",
+    "ProposalEntry",
+    "check_required_capabilities",
+    "validate_key_package",
+    "validate_leaf_node",
+    "validate_proposal",
+    "validate_proposal_list",
+]
+
+# §7.2/§11.1: default types are supported by every client and need not be listed.
+DEFAULT_EXTENSION_TYPES = frozenset(int(e) for e in ExtensionType)
+DEFAULT_PROPOSAL_TYPES = frozenset(int(p) for p in ProposalType)
+
+# §12.1.8: proposal types an `external` sender may send.
+_EXTERNAL_SENDER_TYPES = frozenset(
+    {
+        ProposalType.add,
+        ProposalType.remove,
+        ProposalType.psk,
+        ProposalType.reinit,
+        ProposalType.group_context_extensions,
+    }
+)
+
+
+class IdentityProvider(TreeIdentityProvider, Protocol):
+    """The application's Authentication Service hook (§5.3.1), as the tree layer defines it,
+    plus the §12.2 notion of two leaves being the same client."""
+
+    def same_client(self, a: LeafNode, b: LeafNode) -> bool:
+        """True if two leaves represent the same client (§12.2 duplicate-Add rule)."""
+        ...
+
+
+class BasicIdentityProvider:
+    """Accepts Basic and X.509 credentials with a non-empty identity; two leaves are the same
+    client when they share a signature key or a Basic identity (§12.2 example)."""
+
+    def validate_credential(
+        self, credential: Credential, signature_key: bytes, *, now: int | None
+    ) -> None:
+        if credential.credential_type == CredentialType.basic:
+            if not credential.identity:
+                raise InvalidCredential("empty Basic identity")
+        elif credential.credential_type == CredentialType.x509:
+            if not credential.certificates:
+                raise InvalidCredential("empty X.509 certificate chain")
+        else:
+            raise UnsupportedCredential(
+                f"credential type {credential.credential_type} is not supported"
+            )
+
+    def same_client(self, a: LeafNode, b: LeafNode) -> bool:
+        if a.signature_key == b.signature_key:
+            return True
+        ca, cb = a.credential, b.credential
+        return (
+            ca.credential_type == CredentialType.basic
+            and cb.credential_type == CredentialType.basic
+            and ca.identity == cb.identity
+        )
+
+
+def check_required_capabilities(leaf: LeafNode, extensions: Iterable[Extension]) -> None:
+    """§7.3/§11.1: the leaf supports every type the group's required_capabilities lists."""
+    req = RequiredCapabilities.find(extensions)
+    if req is None:
+        return
+    caps = leaf.capabilities
+    for t in req.extension_types:
+        if t not in DEFAULT_EXTENSION_TYPES and t not in caps.extensions:
+            raise MissingRequiredCapability(f"leaf lacks required extension type {t}")
+    for t in req.proposal_types:
+        if t not in DEFAULT_PROPOSAL_TYPES and t not in caps.proposals:
+            raise MissingRequiredCapability(f"leaf lacks required proposal type {t}")
+    for t in req.credential_types:
+        if t not in caps.credentials:
+            raise MissingRequiredCapability(f"leaf lacks required credential type {t}")
+
+
+def validate_leaf_node(
+    cs: CipherSuite,
+    leaf: LeafNode,
+    *,
+    source: int,
+    tree: TreeView,
+    group_extensions: Sequence[Extension],
+    identity: IdentityProvider,
+    group_id: bytes | None = None,
+    leaf_index: int | None = None,
+    now: int | None = None,
+    replaces: int | None = None,
+) -> None:
+    """Leaf node validation (§7.3) of a leaf about to enter ``tree``, with the group's
+    required capabilities (see :func:`mls.tree.validation.validate_leaf_node`)."""
+    tree_validate_leaf_node(
+        cs,
+        leaf,
+        tree,
+        expected_source=source,
+        group_id=group_id,
+        leaf_index=leaf_index,
+        replaces=replaces,
+        required_capabilities=RequiredCapabilities.find(group_extensions),
+        identity=identity,
+        now=now,
+    )
+
+
+def validate_key_package(
+    cs: CipherSuite,
+    kp: KeyPackage,
+    *,
+    version: int,
+    tree: TreeView,
+    group_extensions: Sequence[Extension],
+    identity: IdentityProvider,
+    now: int | None = None,
+) -> None:
+    """KeyPackage validation (§10.1) for adding to a group."""
+    if kp.cipher_suite != cs.suite_id:
+        raise InvalidKeyPackage(f"KeyPackage suite {kp.cipher_suite}, group uses {cs.suite_id}")
+    if kp.version != version:
+        raise InvalidKeyPackage(f"KeyPackage version {kp.version}, group uses {version}")
+    try:
+        kp.verify(cs)
+    except BadSignature as exc:
+        raise BadSignature("KeyPackage signature does not verify") from exc
+    validate_leaf_node(
+        cs,
+        kp.leaf_node,
+        source=LeafNodeSource.key_package,
+        tree=tree,
+        group_extensions=group_extensions,
+        identity=identity,
+        now=now,
+    )
+    if kp.init_key == kp.leaf_node.encryption_key:
+        raise InvalidKeyPackage("init_key equals the leaf encryption_key")
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalEntry:
+    """A proposal to commit, with who sent it and its reference (None if by value)."""
+
+    proposal: Proposal
+    sender: Sender
+    ref: bytes | None = None
+
+
+def validate_proposal(
+    cs: CipherSuite,
+    proposal: Proposal,
+    sender: Sender,
+    *,
+    tree: TreeView,
+    version: int,
+    group_id: bytes,
+    group_extensions: Sequence[Extension],
+    identity: IdentityProvider,
+    now: int | None = None,
+) -> None:
+    """The checks of one proposal on its own (§12.1), as on receipt of a Proposal message."""
+    stype = sender.sender_type
+    ptype = proposal.proposal_type
+    if stype == SenderType.external and ptype not in _EXTERNAL_SENDER_TYPES:
+        raise InvalidSender(f"an external sender cannot send proposal type {ptype} (§12.1.8)")
+    if stype == SenderType.new_member_proposal and ptype != ProposalType.add:
+        raise InvalidSender("a new_member_proposal sender can only propose Add (§12.1.8)")
+    if isinstance(proposal, Add):
+        validate_key_package(
+            cs,
+            proposal.key_package,
+            version=version,
+            tree=tree,
+            group_extensions=group_extensions,
+            identity=identity,
+            now=now,
+        )
+    elif isinstance(proposal, Update):
+        if stype != SenderType.member:
+            raise InvalidSender("only members send Update proposals (§12.1.2)")
+        old = tree.leaf(sender.index)
+        if old is None:
+            raise InvalidUpdate(f"Update from blank leaf {sender.index}")
+        validate_leaf_node(
+            cs,
+            proposal.leaf_node,
+            source=LeafNodeSource.update,
+            tree=tree,
+            group_extensions=group_extensions,
+            identity=identity,
+            group_id=group_id,
+            leaf_index=sender.index,
+            replaces=sender.index,
+        )
+        # §7.3: an Update's encryption_key differs from the replaced leaf's.
+        if proposal.leaf_node.encryption_key == old.encryption_key:
+            raise InvalidUpdate("Update keeps the old encryption key")
+    elif isinstance(proposal, Remove):
+        if not 0 <= proposal.removed < tree.n_leaves or tree.leaf(proposal.removed) is None:
+            raise InvalidRemove(f"Remove of blank or unknown leaf {proposal.removed} (§12.1.3)")
+    elif isinstance(proposal, PreSharedKey):
+        validate_psk_id(cs, proposal)
+    elif isinstance(proposal, ReInit):
+        if proposal.version < version:
+            raise InvalidReInit("ReInit to an older protocol version (§12.1.5)")
+        if proposal.version != ProtocolVersion.mls10:
+            raise InvalidReInit(f"ReInit to unknown version {proposal.version}")
+    elif isinstance(proposal, ExternalInit):
+        if stype != SenderType.new_member_commit:
+            raise InvalidExternalInit("ExternalInit only in an external commit (§12.1.6)")
+    elif isinstance(proposal, GroupContextExtensions):
+        validate_gce(proposal, tree)
+
+
+def validate_psk_id(cs: CipherSuite, proposal: PreSharedKey, *, allow_usage: int = 0) -> None:
+    """§12.1.4: nonce of length Nh; no reinit/branch resumption PSK outside those flows."""
+    psk = proposal.psk
+    if len(psk.psk_nonce) != cs.hash_len:
+        raise InvalidPSK(f"psk_nonce has {len(psk.psk_nonce)} bytes, expected {cs.hash_len}")
+    if psk.psktype == PSKType.resumption:
+        if psk.usage in (ResumptionPSKUsage.reinit, ResumptionPSKUsage.branch):
+            if psk.usage != allow_usage:
+                raise InvalidPSK("resumption PSK with usage reinit/branch in a proposal")
+        elif psk.usage != ResumptionPSKUsage.application:
+            raise InvalidPSK(f"unknown resumption PSK usage {psk.usage}")
+    elif psk.psktype != PSKType.external:
+        raise InvalidPSK(f"unknown PSK type {psk.psktype}")
+
+
+def validate_gce(proposal: GroupContextExtensions, tree: TreeView) -> None:
+    """§12.1.7: every current member supports the new required capabilities and every
+    non-default extension type in the new GroupContext extensions."""
+    req = RequiredCapabilities.find(proposal.extensions)
+    for _, leaf in tree.iter_leaves():
+        try:
+            check_required_capabilities(leaf, proposal.extensions)
+        except MissingRequiredCapability as exc:
+            raise InvalidGroupContextExtensions(str(exc)) from exc
+        for ext in proposal.extensions:
+            t = ext.extension_type
+            if t not in DEFAULT_EXTENSION_TYPES and t not in leaf.capabilities.extensions:
+                raise UnsupportedCapability(f"a member does not support extension type {t}")
+    del req
+
+
+def validate_proposal_list(
+    entries: Sequence[ProposalEntry],
+    *,
+    committer: int | None,
+    external: bool,
+    tree: TreeView,
+    identity: IdentityProvider,
+) -> None:
+    """Proposal list validation (§12.2). ``committer`` is the committer's leaf index (None for
+    an external commit, whose leaf is not yet assigned)."""
+    if external:
+        _validate_external_list(entries)
+    updated_or_removed: set[int] = set()
+    adds: list[LeafNode] = []
+    psk_ids: set[bytes] = set()
+    gce = 0
+    removed: set[int] = set()
+    for e in entries:
+        p = e.proposal
+        if isinstance(p, Update):
+            if e.sender.sender_type == SenderType.member and e.sender.index == committer:
+                raise InvalidUpdate("a commit cannot include an Update from the committer")
+            leaf = e.sender.index
+            if leaf in updated_or_removed:
+                raise InvalidUpdate(f"several Update/Remove proposals for leaf {leaf}")
+            updated_or_removed.add(leaf)
+        elif isinstance(p, Remove):
+            if committer is not None and p.removed == committer:
+                raise InvalidRemove("a commit cannot remove the committer")
+            if p.removed in updated_or_removed:
+                raise InvalidRemove(f"several Update/Remove proposals for leaf {p.removed}")
+            updated_or_removed.add(p.removed)
+            removed.add(p.removed)
+        elif isinstance(p, Add):
+            adds.append(p.key_package.leaf_node)
+        elif isinstance(p, PreSharedKey):
+            from mls.codec import encode
+
+            key = encode(p.psk)
+            if key in psk_ids:
+                raise InvalidPSK("two PreSharedKey proposals for the same PSK id")
+            psk_ids.add(key)
+        elif isinstance(p, GroupContextExtensions):
+            gce += 1
+            if gce > 1:
+                raise InvalidGroupContextExtensions("several GroupContextExtensions proposals")
+        elif isinstance(p, ReInit):
+            if len(entries) != 1:
+                raise InvalidReInit("a ReInit must be the only proposal of its commit")
+        elif isinstance(p, ExternalInit):
+            if not external:
+                raise InvalidExternalInit("ExternalInit in a regular commit")
+    # Duplicate Adds, and Adds of existing members not being removed (§12.2).
+    for i, a in enumerate(adds):
+        for b in adds[i + 1 :]:
+            if identity.same_client(a, b):
+                raise DuplicateAdd("two Adds for the same client")
+        holder = tree.find_signature_key(a.signature_key)
+        if holder is not None and holder not in removed:
+            raise DuplicateAdd(f"Add of a client already in the group at leaf {holder}")
+
+
+def _validate_external_list(entries: Sequence[ProposalEntry]) -> None:
+    inits = sum(1 for e in entries if isinstance(e.proposal, ExternalInit))
+    if inits != 1:
+        raise InvalidExternalInit(f"an external commit needs exactly one ExternalInit, has {inits}")
+    removes = 0
+    for e in entries:
+        p = e.proposal
+        if isinstance(p, Remove):
+            removes += 1
+            if removes > 1:
+                raise InvalidExternalInit("an external commit has at most one Remove")
+        elif not isinstance(p, ExternalInit | PreSharedKey):
+            raise InvalidExternalInit(
+                f"proposal type {p.proposal_type} is not allowed in an external commit"
+            )
+        if e.ref is not None:
+            raise InvalidExternalInit("an external commit cannot include proposals by reference")
+
+
+def reject_unknown(entries: Sequence[ProposalEntry]) -> None:
+    """Custom proposal types we cannot process are rejected (§12.2)."""
+    for e in entries:
+        if e.proposal.proposal_type not in DEFAULT_PROPOSAL_TYPES:
+            raise ProposalError(f"unsupported proposal type {e.proposal.proposal_type}")
