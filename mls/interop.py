@@ -403,7 +403,8 @@ class Driver:
     def op_propose_add(self, req: Request) -> Response:
         group = self._group(req)
         kp = _hex(req, "key_package")
-        proposal, t_ms = _timed(lambda: group.propose_add(kp))
+        now = _now()
+        proposal, t_ms = _timed(lambda: group.propose_add(kp, now=now))
         return {"proposal": proposal.hex(), "t_ms": t_ms}
 
     def op_propose_remove(self, req: Request) -> Response:

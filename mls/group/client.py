@@ -171,3 +171,17 @@ class Client:
 
     def remove_external_psk(self, psk_id: bytes) -> None:
         self._external_psks.pop(psk_id, None)
+
+    def to_bytes(self) -> bytes:
+        """The client (keys, credential, KeyPackage pool, PSKs) as versioned CBOR."""
+        from mls.group.state import client_to_bytes
+
+        return client_to_bytes(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, suite: CipherSuite | None = None) -> Client:
+        from mls.group.state import client_from_bytes
+
+        client = client_from_bytes(data, suite)
+        assert isinstance(client, Client)
+        return client

@@ -354,6 +354,29 @@ class Group:
         """The resumption PSK of a recent epoch of this group (§8.6), if still kept."""
         return self._resumption.get(epoch)
 
+    @property
+    def leaf_count(self) -> int:
+        """Number of leaves of the ratchet tree, blanks included (SFrame KID layout)."""
+        return self._tree.n_leaves
+
+    def to_bytes(self) -> bytes:
+        """The whole member state as versioned CBOR (see :mod:`mls.group.state`)."""
+        from mls.group.state import group_to_bytes
+
+        out: bytes = group_to_bytes(self)
+        return out
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, client: Client, *, identity: IdentityProvider | None = None
+    ) -> Group:
+        """Restore a group saved by :meth:`to_bytes` for ``client``."""
+        from mls.group.state import group_from_bytes
+
+        group = group_from_bytes(data, client, identity)
+        assert isinstance(group, Group)
+        return group
+
     def export_tree(self) -> bytes:
         """The ratchet tree in its §12.4.3.3 encoding (for out-of-band delivery)."""
         return self._tree.encode_tree()

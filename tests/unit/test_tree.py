@@ -47,7 +47,7 @@ from mls.tree.treekem import (
     node_key_pair,
     prepare_update_path,
 )
-from mls.tree.validation import validate_leaf_node, validate_tree
+from mls.tree.validation import validate_leaf_node, validate_tree, verify_parent_hashes
 
 GROUP_ID = b"test group"
 
@@ -249,6 +249,18 @@ def test_commit_rejects_tampered_update_path(cs: CipherSuite) -> None:
         decrypt_update_path(
             cs, view, g.private[0], 1, replace(path, nodes=(missing, *path.nodes[1:])), ctx
         )
+    # A committer announcing a key its path secret does not derive, with the leaf re-signed
+    # over the matching parent hash: only decryption notices.
+    keys = [*prepared.public_keys[:-1], other_pk]
+    ph = g.tree.diff().apply_path(1, keys)
+    lying_leaf = replace(path.leaf_node, parent_hash=ph, signature=b"").sign(
+        cs, g.clients[1].sig_sk, GROUP_ID, 1
+    )
+    lying = UpdatePath(leaf_node=lying_leaf, nodes=bad_nodes)
+    view = g.tree.diff()
+    apply_update_path(view, 1, lying)
+    with pytest.raises(InvalidUpdatePath):
+        decrypt_update_path(cs, view, g.private[0], 1, lying, ctx)
     # Nothing changed in the accepted tree, which still takes a valid commit.
     assert g.tree.tree_hash() == before
     g.commit(1)
@@ -731,3 +743,20 @@ def test_remove_then_add_in_one_diff_does_not_resurrect_cut_nodes(cs: CipherSuit
     merged = diff.merge()
     assert merged.node(1) is None and merged.tree_hash() == fresh.tree_hash()
     assert merged.find_encryption_key(b"p1") is None
+
+
+def test_parent_hash_verification_is_linear(cs: CipherSuite) -> None:
+    """One creator adds everyone with a full commit: its path is set, every other parent is
+    blank, so resolutions are large. Node reads must grow like n, not n^2 or n log n^2."""
+    reads = {}
+    for n in (32, 128, 512):
+        g = Group(cs, new_client(cs, b"creator"))
+        g.commit(0, adds=[new_client(cs, b"m%d" % i) for i in range(1, n)])
+        g.commit(n // 3)  # a second chain through other nodes
+        tree = g.tree
+        tree._nodes = CountingList(tree._nodes)
+        CountingList.accesses = 0
+        verify_parent_hashes(tree)
+        reads[n] = CountingList.accesses
+    assert reads[128] <= 5 * reads[32]
+    assert reads[512] <= 5 * reads[128]
