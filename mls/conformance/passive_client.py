@@ -39,9 +39,11 @@ def _client(cs: CipherSuite, case: Any) -> Client:
     if not isinstance(kp, KeyPackage):
         raise CaseFailed("key_package does not carry a KeyPackage")
     leaf = kp.leaf_node
-    sig_priv = h(case["signature_priv"])
-    init_priv = h(case["init_priv"])
-    enc_priv = h(case["encryption_priv"])
+    # Some generators write scalars without leading zeros (65-byte P-521 keys in suite 5); the
+    # scalar is the same once left-padded to its fixed width (RFC 9180 §7.1.2 Nsk).
+    sig_priv = h(case["signature_priv"]).rjust(cs.signature_sk_len, b"\0")
+    init_priv = h(case["init_priv"]).rjust(cs.hpke_sk_len, b"\0")
+    enc_priv = h(case["encryption_priv"]).rjust(cs.hpke_sk_len, b"\0")
     sig_pub = cs.signature_public_key(sig_priv)
     expect_eq("signature_priv's public key", sig_pub, leaf.signature_key)
     expect_eq("init_priv's public key", cs.hpke_public_key(init_priv), kp.init_key)

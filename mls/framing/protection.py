@@ -87,7 +87,6 @@ typical message. Larger blocks (or a length-bucket policy passed as a callable) 
 bandwidth cost the application should choose knowingly.
 """
 
-_MEMBER = SenderType.member
 _EXTERNAL = SenderType.external
 _NEW_MEMBER_PROPOSAL = SenderType.new_member_proposal
 _NEW_MEMBER_COMMIT = SenderType.new_member_commit

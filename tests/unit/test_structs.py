@@ -814,14 +814,35 @@ def test_vector_public_messages_verify() -> None:
                 msg.verify_membership_tag(cs, key, replace(gc, epoch=gc.epoch + 1))
             with pytest.raises(BadSignature):
                 msg.authenticated_content().verify(cs, pub, replace(gc, tree_hash=b""))
-            # Re-sign with the vector's private key; the result must verify with its public key.
-            sk = bytes.fromhex(case["signature_priv"])
-            sig = sign_framed_content(cs, sk, WireFormat.mls_public_message, msg.content, gc)
-            resigned = replace(msg.auth, signature=sig)
-            tag = membership_tag(cs, key, msg.content, resigned, gc)
-            again = PublicMessage(content=msg.content, auth=resigned, membership_tag=tag)
-            again.verify_membership_tag(cs, key, gc)
-            again.authenticated_content().verify(cs, pub, gc)
+
+
+@pytest.mark.parametrize("index", range(7))
+def test_vector_public_messages_resign(index: int) -> None:
+    # Re-sign with the vector's private key; the result must verify with its public key.
+    cases = _vectors("message-protection.json")
+    if index >= len(cases):
+        pytest.skip("no such case")
+    case = cases[index]
+    cs = get_suite(case["cipher_suite"])
+    gc = GroupContext(
+        cipher_suite=case["cipher_suite"],
+        group_id=bytes.fromhex(case["group_id"]),
+        epoch=case["epoch"],
+        tree_hash=bytes.fromhex(case["tree_hash"]),
+        confirmed_transcript_hash=bytes.fromhex(case["confirmed_transcript_hash"]),
+    )
+    key = bytes.fromhex(case["membership_key"])
+    pub = bytes.fromhex(case["signature_pub"])
+    sk = bytes.fromhex(case["signature_priv"])
+    for field in ("proposal_pub", "commit_pub"):
+        msg = decode(MLSMessage, bytes.fromhex(case[field])).body
+        assert isinstance(msg, PublicMessage)
+        sig = sign_framed_content(cs, sk, WireFormat.mls_public_message, msg.content, gc)
+        resigned = replace(msg.auth, signature=sig)
+        tag = membership_tag(cs, key, msg.content, resigned, gc)
+        again = PublicMessage(content=msg.content, auth=resigned, membership_tag=tag)
+        again.verify_membership_tag(cs, key, gc)
+        again.authenticated_content().verify(cs, pub, gc)
 
 
 def test_private_message_aads() -> None:
