@@ -544,7 +544,7 @@ def main(argv: Sequence[str] = ()) -> int:
         return 2
     out = sys.stdout
     # Only responses may reach stdout: anything else printed while serving goes to stderr.
-    pass
+    sys.stdout = sys.stderr
     try:
         serve(sys.stdin.buffer, out)
     except BrokenPipeError:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from mls.codec.buffer import encode_varint
 from mls.crypto.suites import CipherSuite
+from mls.errors import UsageError
 
 __all__ = [
     "decrypt_with_label",
@@ -54,6 +55,9 @@ def expand_with_label(
     cs: CipherSuite, secret: bytes, label: str, context: bytes, length: int
 ) -> bytes:
     """ExpandWithLabel (RFC 9420 §8): KDF.Expand(secret, KDFLabel, length)."""
+    if not 0 <= length <= 0xFFFF:
+        # KDFLabel.length is a uint16 (§8).
+        raise UsageError(f"ExpandWithLabel length {length} does not fit a uint16")
     info = length.to_bytes(2, "big") + _label(label) + _opaque(context)
     return cs.kdf_expand(secret, info, length)
 

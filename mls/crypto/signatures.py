@@ -160,7 +160,9 @@ class EcdsaScheme(SignatureScheme[ec.EllipticCurvePrivateKey, ec.EllipticCurvePu
         super().__init__()
 
     def _load_private(self, sk: bytes) -> ec.EllipticCurvePrivateKey:
-        if len(sk) != self.sk_len:
+        # The scalar is a big-endian integer; some encoders drop leading zero bytes (e.g. the
+        # official P-521 vectors), so a shorter string denotes the same key. Longer is invalid.
+        if not 0 < len(sk) <= self.sk_len:
             raise InvalidKey(f"{self.name} private key must be {self.sk_len} bytes")
         d = int.from_bytes(sk, "big")
         if not 0 < d < self.order:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -90,7 +90,7 @@ from mls.group.validation import (
     BasicIdentityProvider,
     IdentityProvider,
     ProposalEntry,
-    reject_unknown,
+    check_custom_supported,
     validate_leaf_node,
     validate_proposal,
     validate_proposal_list,
@@ -100,6 +100,7 @@ from mls.messages.group_info import GroupInfo
 from mls.messages.key_package import KeyPackage
 from mls.messages.proposals import (
     Add,
+    CustomProposal,
     ExternalInit,
     GroupContextExtensions,
     PreSharedKey,
@@ -229,6 +230,7 @@ class _AppliedProposals:
     path_required: bool
     old_signature_keys: dict[int, bytes | None]
     own_update_key: bytes | None
+    custom: tuple[CustomProposal, ...] = ()
 
 
 class Group:
@@ -528,7 +530,15 @@ class Group:
         self._validate_own_proposal(Add(key_package=kp), now)
         return self._propose(Add(key_package=kp))
 
+    def _check_removable(self, leaf_index: int) -> None:
+        # A local request to remove a blank, unknown or our own leaf is misuse, not bad input.
+        if not 0 <= leaf_index < self._tree.n_leaves or self._tree.leaf(leaf_index) is None:
+            raise UsageError(f"leaf {leaf_index} is not a member")
+        if leaf_index == self.own_leaf_index:
+            raise UsageError("a member cannot remove itself by commit (§12.2); ask another member")
+
     def propose_remove(self, leaf_index: int) -> bytes:
+        self._check_removable(leaf_index)
         p = Remove(removed=leaf_index)
         self._validate_own_proposal(p, None)
         return self._propose(p)
@@ -641,6 +651,8 @@ class Group:
                 entries.append(ProposalEntry(cached.proposal, cached.sender, ref))
         by_value: list[Proposal] = list(proposals)
         by_value += [Add(key_package=self._parse_key_package(k)) for k in add]
+        for i in remove:
+            self._check_removable(i)
         by_value += [Remove(removed=i) for i in remove]
         by_value += [PreSharedKey(psk=self._external_psk_id(p)) for p in psks]
         for usage, ep in resumption_psks:
@@ -911,7 +923,6 @@ class Group:
     ) -> _AppliedProposals:
         """Validate a proposal list (§12.2) and apply it to a diff of the tree (§12.3)."""
         tree = self._tree
-        reject_unknown(entries)
         validate_proposal_list(
             entries, committer=committer, external=external, tree=tree, identity=self._identity
         )
@@ -922,7 +933,9 @@ class Group:
         own_update_key: bytes | None = None
         gce = [e.proposal for e in entries if isinstance(e.proposal, GroupContextExtensions)]
         for e in entries:
-            if e.proposal.proposal_type in _PATH_REQUIRED:
+            # Custom proposal types are treated as path-required: we cannot know they are safe
+            # without one (§12.4, §17.4 "Path Required").
+            if e.proposal.proposal_type in _PATH_REQUIRED or isinstance(e.proposal, CustomProposal):
                 path_required = True
         if gce:
             assert isinstance(gce[0], GroupContextExtensions)
@@ -960,6 +973,9 @@ class Group:
                 old_keys.setdefault(i, None)
                 added.append(i)
                 added_kps.append(p.key_package)
+        customs = [e.proposal for e in entries if isinstance(e.proposal, CustomProposal)]
+        for t in sorted({c.proposal_type for c in customs}):
+            check_custom_supported(t, diff.iter_leaves(), skip=added)
         # §12.1.7 / §11.1: after a GroupContextExtensions, every member (including new ones)
         # must support the new required capabilities.
         if gce:
@@ -994,6 +1010,7 @@ class Group:
             path_required=path_required,
             old_signature_keys=old_keys,
             own_update_key=own_update_key,
+            custom=tuple(c for c in customs if isinstance(c, CustomProposal)),
         )
 
     def _resolve_psk(self, pid: PreSharedKeyID) -> bytes:
@@ -1059,7 +1076,10 @@ class Group:
                 expected=self.epoch,
                 got=msg.epoch,
             )
-        auth, pending = decrypt_private_message(cs, msg, tree, sd_secret)
+        # §6.3.2: reject a blank or unknown sender leaf before deriving any key.
+        auth, pending = decrypt_private_message(
+            cs, msg, tree, sd_secret, leaf_is_member=self._leaf_checker(past)
+        )
         sender = auth.content.sender
         if sender.sender_type != SenderType.member:
             raise InvalidSender("a PrivateMessage sender must be a member (§6.3)")
@@ -1113,6 +1133,14 @@ class Group:
         else:
             raise InvalidSender(f"unknown sender type {st}")
         return self._dispatch(auth, now, None, None)
+
+    def _leaf_checker(self, past: _PastEpoch | None) -> Callable[[int], bool]:
+        def is_member(leaf_index: int) -> bool:
+            if past is not None and leaf_index in past.signature_keys:
+                return past.signature_keys[leaf_index] is not None
+            return 0 <= leaf_index < self._tree.n_leaves and self._tree.leaf(leaf_index) is not None
+
+        return is_member
 
     def _member_signature_key(self, leaf_index: int, past: _PastEpoch | None) -> bytes:
         if past is not None and leaf_index in past.signature_keys:

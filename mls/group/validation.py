@@ -37,7 +37,6 @@ from mls.errors import (
     InvalidSender,
     InvalidUpdate,
     MissingRequiredCapability,
-    ProposalError,
     UnsupportedCapability,
     UnsupportedCredential,
 )
@@ -46,6 +45,7 @@ from mls.framing.content import Sender
 from mls.messages.key_package import KeyPackage
 from mls.messages.proposals import (
     Add,
+    CustomProposal,
     ExternalInit,
     GroupContextExtensions,
     PreSharedKey,
@@ -277,6 +277,8 @@ def validate_proposal(
             raise InvalidExternalInit("ExternalInit only in an external commit (§12.1.6)")
     elif isinstance(proposal, GroupContextExtensions):
         validate_gce(proposal, tree)
+    elif isinstance(proposal, CustomProposal):
+        check_custom_supported(proposal.proposal_type, tree.iter_leaves())
 
 
 def validate_psk_id(cs: CipherSuite, proposal: PreSharedKey, *, allow_usage: int = 0) -> None:
@@ -391,8 +393,14 @@ def _validate_external_list(entries: Sequence[ProposalEntry]) -> None:
             raise InvalidExternalInit("an external commit cannot include proposals by reference")
 
 
-def reject_unknown(entries: Sequence[ProposalEntry]) -> None:
-    """Custom proposal types we cannot process are rejected (§12.2)."""
-    for e in entries:
-        if e.proposal.proposal_type not in DEFAULT_PROPOSAL_TYPES:
-            raise ProposalError(f"unsupported proposal type {e.proposal.proposal_type}")
+def check_custom_supported(
+    proposal_type: int, leaves: Iterable[tuple[int, LeafNode]], skip: Iterable[int] = ()
+) -> None:
+    """§12.2: a non-default proposal type must be supported by every member that will process
+    the commit (members added or removed by it need not support it)."""
+    skipped = set(skip)
+    for i, leaf in leaves:
+        if i not in skipped and proposal_type not in leaf.capabilities.proposals:
+            raise UnsupportedCapability(
+                f"member {i} does not support proposal type {proposal_type:#06x}"
+            )
