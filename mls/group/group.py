@@ -94,6 +94,7 @@ from mls.group.validation import (
     validate_leaf_node,
     validate_proposal,
     validate_proposal_list,
+    validate_psk_id,
 )
 from mls.messages.commit import Commit
 from mls.messages.group_info import GroupInfo
@@ -266,6 +267,10 @@ class Group:
         self._resumption: OrderedDict[int, bytes] = OrderedDict()
         self._resumption[self._context.epoch] = self._secrets.resumption_psk
         self._reinit: ReInit | None = None
+        # The reinit/branch resumption PSK of a new group's first commit (§11.2, §11.3), and the
+        # one a joiner's Welcome used.
+        self._linked: tuple[PreSharedKeyID, bytes] | None = None
+        self._joined_with: PreSharedKeyID | None = None
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -680,6 +685,11 @@ class Group:
             )
             entries.append(ProposalEntry(p, sender, None))
         del own_update_keys
+        if self._linked is not None:
+            pid = self._linked[0]
+            linked = PreSharedKey(psk=pid)
+            validate_psk_id(cs, linked, allow_usage=pid.usage)
+            entries.append(ProposalEntry(linked, sender, None))
         if not entries and path is False:
             raise UsageError("an empty commit must carry a path (§12.4)")
         applied = self._apply_proposals(entries, committer=me, external=False, now=now)
@@ -1020,6 +1030,8 @@ class Group:
             if secret is None:
                 raise InvalidPSK("unknown external PSK")
             return secret
+        if self._linked is not None and pid == self._linked[0]:
+            return self._linked[1]
         if pid.psktype == PSKType.resumption:
             if pid.psk_group_id != self.group_id:
                 raise InvalidPSK("resumption PSK of another group")
@@ -1419,6 +1431,192 @@ class Group:
             external=staged.external,
         )
 
+    # -- ReInit and branching (§11.2, §11.3) ----------------------------------------------------
+
+    def reinit_group(
+        self,
+        client: Client,
+        key_packages: Sequence[bytes | KeyPackage],
+        *,
+        config: GroupConfig | None = None,
+        now: int | None = None,
+    ) -> tuple[Group, CommitOutput]:
+        """After a ReInit commit merged (status REINIT): create the new group the ReInit asks
+        for and a first commit adding ``key_packages`` (the other members' KeyPackages in the new
+        cipher suite) with the ``reinit`` resumption PSK of this group (§11.2). Merge the returned
+        group's pending commit once the delivery service accepted it; send the Welcome."""
+        r = self._reinit
+        if self._status is not GroupStatus.REINIT or r is None:
+            raise InvalidState("no ReInit was committed in this group")
+        if client.suite.suite_id != r.cipher_suite:
+            raise UsageError("the client's cipher suite must be the one the ReInit names")
+        pid = PreSharedKeyID.resumption(
+            ResumptionPSKUsage.reinit,
+            self.group_id,
+            self.epoch,
+            client.suite.random(client.suite.hash_len),
+        )
+        new = Group.create(
+            client,
+            r.group_id,
+            config=config or self._config,
+            extensions=r.extensions,
+            identity=self._identity,
+            now=now,
+        )
+        return new, new._linked_commit(key_packages, pid, self._secrets.resumption_psk, now)
+
+    def branch(
+        self,
+        group_id: bytes,
+        key_packages: Sequence[bytes | KeyPackage],
+        *,
+        client: Client | None = None,
+        config: GroupConfig | None = None,
+        extensions: Sequence[Extension] | None = None,
+        now: int | None = None,
+    ) -> tuple[Group, CommitOutput]:
+        """A subgroup with some of this group's members (§11.3): a new group whose first commit
+        adds ``key_packages`` with a ``branch`` resumption PSK of the current epoch."""
+        self._check_operational()
+        client = client or self._client
+        if client.suite.suite_id != self.cipher_suite:
+            raise UsageError("a branch keeps the cipher suite of the group (§11.3)")
+        pid = PreSharedKeyID.resumption(
+            ResumptionPSKUsage.branch,
+            self.group_id,
+            self.epoch,
+            self._cs.random(self._cs.hash_len),
+        )
+        new = Group.create(
+            client,
+            group_id,
+            config=config or self._config,
+            extensions=self.extensions if extensions is None else extensions,
+            identity=self._identity,
+            now=now,
+        )
+        return new, new._linked_commit(key_packages, pid, self._secrets.resumption_psk, now)
+
+    def _linked_commit(
+        self,
+        key_packages: Sequence[bytes | KeyPackage],
+        pid: PreSharedKeyID,
+        secret: bytes,
+        now: int | None,
+    ) -> CommitOutput:
+        self._linked = (pid, secret)
+        try:
+            return self.commit(add=key_packages, now=now)
+        finally:
+            self._linked = None
+
+    def join_reinit(
+        self,
+        client: Client,
+        welcome: bytes,
+        *,
+        ratchet_tree: bytes | None = None,
+        config: GroupConfig | None = None,
+        now: int | None = None,
+    ) -> Group:
+        """Join the group that replaces this one after a ReInit (§11.2, §12.4.3.1)."""
+        r = self._reinit
+        if self._status is not GroupStatus.REINIT or r is None:
+            raise InvalidState("no ReInit was committed in this group")
+        group = Group.join(
+            client,
+            welcome,
+            ratchet_tree=ratchet_tree,
+            config=config or self._config,
+            identity=self._identity,
+            now=now,
+            resumption_psks={(self.group_id, self.epoch): self._secrets.resumption_psk},
+        )
+        used = group._joined_with
+        if used is None or used.usage != ResumptionPSKUsage.reinit:
+            raise InvalidReInit("the Welcome does not carry this group's reinit PSK")
+        ctx = group.context
+        if (
+            ctx.group_id != r.group_id
+            or ctx.version != r.version
+            or ctx.cipher_suite != r.cipher_suite
+            or tuple(ctx.extensions) != tuple(r.extensions)
+        ):
+            raise InvalidReInit("the new group does not match the ReInit proposal (§12.4.3.1)")
+        # §12.4.3.1: all members of the old group are members of the new one.
+        new_leaves = [leaf for _, leaf in group.tree.iter_leaves()]
+        for _, old in self._tree.iter_leaves():
+            if not any(self._identity.same_client(old, n) for n in new_leaves):
+                raise InvalidReInit("a member of the old group is missing from the new group")
+        return group
+
+    def join_branch(
+        self,
+        client: Client,
+        welcome: bytes,
+        *,
+        ratchet_tree: bytes | None = None,
+        config: GroupConfig | None = None,
+        now: int | None = None,
+    ) -> Group:
+        """Join a subgroup branched from this group (§11.3, §12.4.3.1)."""
+        psks = {(self.group_id, ep): s for ep, s in self._resumption.items()}
+        group = Group.join(
+            client,
+            welcome,
+            ratchet_tree=ratchet_tree,
+            config=config or self._config,
+            identity=self._identity,
+            now=now,
+            resumption_psks=psks,
+        )
+        used = group._joined_with
+        if used is None or used.usage != ResumptionPSKUsage.branch:
+            raise InvalidPSK("the Welcome does not carry a branch PSK of this group")
+        if (
+            group.context.version != self._context.version
+            or group.cipher_suite != self.cipher_suite
+        ):
+            raise InvalidWelcome("a branch keeps the version and cipher suite (§11.3)")
+        # §11.3: every member of the subgroup matches a member of this group.
+        old_leaves = [leaf for _, leaf in self._tree.iter_leaves()]
+        for _, leaf in group.tree.iter_leaves():
+            if not any(self._identity.same_client(leaf, o) for o in old_leaves):
+                raise InvalidWelcome("a subgroup member is not a member of the parent group")
+        return group
+
+    # -- proposals from outside the group (§12.1.8) ------------------------------------------
+
+    @classmethod
+    def new_member_proposal(
+        cls, client: Client, group_info: bytes, *, now: int | None = None
+    ) -> bytes:
+        """An Add of ``client`` itself, sent as a ``new_member_proposal`` PublicMessage to the
+        group the GroupInfo describes (§12.1.8). The KeyPackage's keys stay in the client's
+        pool for the Welcome that follows the commit."""
+        msg = decode(MLSMessage, group_info)
+        gi = msg.body
+        if not isinstance(gi, GroupInfo):
+            raise DecodeError("expected an MLSMessage carrying a GroupInfo")
+        cs = client.suite
+        ctx = gi.group_context
+        if ctx.cipher_suite != cs.suite_id:
+            raise UsageError("the group uses another cipher suite than the client")
+        kp = client.key_package(now or 0)
+        content = FramedContent(
+            group_id=ctx.group_id,
+            epoch=ctx.epoch,
+            sender=Sender.new_member_proposal(),
+            content=Add(key_package=kp),
+        )
+        wf = WireFormat.mls_public_message
+        sig = sign_framed_content(cs, client.signature_private_key, wf, content, None)
+        auth = AuthenticatedContent(
+            wire_format=wf, content=content, auth=FramedContentAuthData(signature=sig)
+        )
+        return MLSMessage(body=public_message_from(cs, auth, None, ctx)).to_bytes()
+
     # -- joining (§12.4.3) --------------------------------------------------------------------
 
     @classmethod
@@ -1539,9 +1737,11 @@ class Group:
             interim_transcript_hash=interim,
             confirmation_tag=gi.confirmation_tag,
         )
-        return cls(
+        group = cls(
             client=client, cs=cs, config=config or GroupConfig(), epoch=epoch, identity=ident
         )
+        group._joined_with = special[0] if special else None
+        return group
 
     @staticmethod
     def _tree_for(cs: CipherSuite, gi: GroupInfo, ratchet_tree: bytes | None) -> RatchetTree:
