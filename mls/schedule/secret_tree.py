@@ -112,6 +112,27 @@ class _Ratchet:
         return f"_Ratchet(next_generation={self.next_generation}, skipped={len(self.skipped)})"
 
 
+class _LeafDerivation:
+    """A leaf's freshly derived ratchets and the tree-node changes to store with them."""
+
+    __slots__ = ("consumed", "kept", "leaf_index", "pair")
+
+    def __init__(
+        self,
+        leaf_index: int,
+        pair: tuple[_Ratchet, _Ratchet],
+        consumed: int,
+        kept: dict[int, bytes],
+    ) -> None:
+        self.leaf_index = leaf_index
+        self.pair = pair
+        self.consumed = consumed
+        self.kept = kept
+
+    def __repr__(self) -> str:
+        return f"_LeafDerivation(leaf_index={self.leaf_index})"
+
+
 class PendingKey:
     """A key/nonce for one received generation, derived but not yet consumed.
 
@@ -123,6 +144,7 @@ class PendingKey:
     __slots__ = (
         "_advance",
         "_base_next",
+        "_materialize",
         "_ratchet",
         "_tree",
         "generation",
@@ -144,8 +166,12 @@ class PendingKey:
         nonce: bytes,
         base_next: int,
         advance: tuple[bytes, list[tuple[int, tuple[bytes, bytes]]]] | None,
+        materialize: _LeafDerivation | None = None,
     ) -> None:
         self._tree = tree
+        # The leaf's tree derivation, stored only on confirm (so a rejected message leaves the
+        # secret tree exactly as it was).
+        self._materialize = materialize
         self._ratchet = ratchet
         self.leaf_index = leaf_index
         self.kind = kind
@@ -259,6 +285,13 @@ class SecretTree:
         pair = self._ratchets.get(leaf_index)
         if pair is not None:
             return pair
+        derivation = self._derive_leaf(leaf_index)
+        self._store_leaf(derivation)
+        return derivation.pair
+
+    def _derive_leaf(self, leaf_index: int) -> _LeafDerivation:
+        """The ratchets of a leaf not yet derived, and the tree-node changes that deriving it
+        implies (§9), computed without touching the stored state."""
         if not 0 <= leaf_index < self._leaf_count:
             raise UnknownSender(f"leaf {leaf_index} is outside a tree of {self._leaf_count} leaves")
         cs = self._cs
@@ -271,24 +304,30 @@ class SecretTree:
                 raise InvalidState("secret tree has no secret on the path to this leaf")
             half = 1 << ((x ^ (x + 1)).bit_length() - 2)  # 2^(level(x) - 1)
             x = x ^ half if target < x else x ^ (3 * half)
-        secret = self._nodes.pop(x)
+        consumed = x
+        secret = self._nodes[x]
+        kept: dict[int, bytes] = {}
         while x != target:
             # §9: derive both children, delete the parent, keep the off-path child.
             half = 1 << ((x ^ (x + 1)).bit_length() - 2)
             left_secret = expand_with_label(cs, secret, "tree", b"left", nh)
             right_secret = expand_with_label(cs, secret, "tree", b"right", nh)
             if target < x:
-                self._nodes[x ^ (3 * half)] = right_secret
+                kept[x ^ (3 * half)] = right_secret
                 x, secret = x ^ half, left_secret
             else:
-                self._nodes[x ^ half] = left_secret
+                kept[x ^ half] = left_secret
                 x, secret = x ^ (3 * half), right_secret
         pair = (
             _Ratchet(expand_with_label(cs, secret, "handshake", b"", nh)),
             _Ratchet(expand_with_label(cs, secret, "application", b"", nh)),
         )
-        self._ratchets[leaf_index] = pair
-        return pair
+        return _LeafDerivation(leaf_index, pair, consumed, kept)
+
+    def _store_leaf(self, d: _LeafDerivation) -> None:
+        del self._nodes[d.consumed]
+        self._nodes.update(d.kept)
+        self._ratchets[d.leaf_index] = d.pair
 
     # -- ratchet steps --------------------------------------------------------------------------
 
@@ -337,7 +376,12 @@ class SecretTree:
         kind = _ratchet_kind(content_type)
         if not 0 <= generation <= MAX_GENERATION:
             raise GenerationOutOfWindow(f"generation {generation} is not a uint32")
-        r = self._leaf_ratchets(leaf_index)[kind]
+        pair = self._ratchets.get(leaf_index)
+        derivation = None
+        if pair is None:
+            derivation = self._derive_leaf(leaf_index)
+            pair = derivation.pair
+        r = pair[kind]
         base = r.next_generation
         if generation < base:
             kept = r.skipped.get(generation)
@@ -383,6 +427,7 @@ class SecretTree:
             nonce=nonce,
             base_next=base,
             advance=(next_secret, skipped),
+            materialize=derivation,
         )
 
     def confirm_receive(self, pending: PendingKey) -> None:
@@ -392,6 +437,17 @@ class SecretTree:
         """
         if pending._tree is not self:
             raise UsageError("this PendingKey was prepared by another secret tree")
+        d = pending._materialize
+        if d is not None:
+            if d.leaf_index in self._ratchets or d.consumed not in self._nodes:
+                # The leaf was derived meanwhile (another message confirmed): derive again.
+                self.confirm_receive(
+                    self.prepare_receive(
+                        pending.leaf_index, _content_of(pending.kind), pending.generation
+                    )
+                )
+                return
+            self._store_leaf(d)
         r = pending._ratchet
         g = pending.generation
         if pending._advance is None or r.next_generation != pending._base_next:
