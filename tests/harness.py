@@ -10,9 +10,13 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from mls.group import Client, CommitMerged, Group, GroupConfig
+from mls.group import Client, CommitMerged, Group, GroupConfig, default_capabilities
 
 NOW = 1_750_000_000
+#: A private-use GroupContext extension every harness client supports (for GCE tests).
+HARNESS_EXT = 0xF00D
+#: An external PSK every harness client holds.
+TEAM_PSK = (b"team-psk", b"0123456789abcdef0123456789abcdef")
 _ids = itertools.count()
 
 
@@ -26,7 +30,7 @@ class GroupHarness:
     @classmethod
     def with_members(cls, n: int, suite: int = 1, config: GroupConfig | None = None) -> GroupHarness:
         h = cls(suite=suite, config=config or GroupConfig())
-        creator = Client.create(b"member-0", suite)
+        creator = h.new_client("member-0")
         g = Group.create(creator, b"group-" + str(next(_ids)).encode(), config=h.config, now=NOW)
         h.members[0] = g
         if n > 1:
@@ -34,7 +38,11 @@ class GroupHarness:
         return h
 
     def new_client(self, name: str) -> Client:
-        return Client.create(name.encode(), self.suite)
+        c = Client.create(
+            name.encode(), self.suite, capabilities=default_capabilities(extensions=(HARNESS_EXT,))
+        )
+        c.add_external_psk(*TEAM_PSK)
+        return c
 
     def any_member(self) -> Group:
         return next(iter(self.members.values()))

@@ -23,9 +23,11 @@ from hypothesis.stateful import (
     rule,
 )
 
+from mls.constants import ResumptionPSKUsage
 from mls.errors import MLSError, ReplayedMessage
-from mls.group import ApplicationMessage, GroupConfig, ProposalReceived
-from tests.harness import NOW, GroupHarness
+from mls.extensions import Extension
+from mls.group import ApplicationMessage, CommitMerged, Group, GroupConfig, ProposalReceived
+from tests.harness import HARNESS_EXT, NOW, TEAM_PSK, GroupHarness
 
 MAX_MEMBERS = 12
 EXAMPLES = int(os.environ.get("MLS_STATEFUL_EXAMPLES", "25"))
@@ -146,6 +148,48 @@ class GroupMachine(RuleBasedStateMachine):
             self.h.members[merged.added[0]] = Group.join(
                 joiner, out.welcome, ratchet_tree=cg.export_tree(), config=self.h.config, now=NOW
             )
+
+    @precondition(lambda self: len(self.h.members) < MAX_MEMBERS)
+    @rule(data=st.data(), with_tree=st.booleans())
+    def external_join(self, data: st.DataObject, with_tree: bool) -> None:
+        publisher = self.h.members[data.draw(st.sampled_from(self._leaves()))]
+        self._before_epoch_change()
+        self.counter += 1
+        joiner = self.h.new_client(f"x{self.counter}")
+        tree = None if with_tree else publisher.export_tree()
+        g, commit = Group.external_join(
+            joiner,
+            publisher.group_info(with_tree=with_tree),
+            ratchet_tree=tree,
+            config=self.h.config,
+            now=NOW,
+        )
+        events = self.h.deliver(commit, sender=None)
+        assert all(isinstance(e, CommitMerged) and e.external for e in events.values())
+        self.h.members[g.own_leaf_index] = g
+
+    @rule(data=st.data(), kind=st.sampled_from(["external", "resumption", "both"]))
+    def psk_commit(self, data: st.DataObject, kind: str) -> None:
+        committer = data.draw(st.sampled_from(self._leaves()))
+        g = self.h.members[committer]
+        self._before_epoch_change()
+        psks = [TEAM_PSK[0]] if kind in ("external", "both") else []
+        res = []
+        if kind in ("resumption", "both") and g.epoch > 0:
+            # Every member has kept the resumption PSK of the previous epoch unless it joined
+            # in this very epoch; use the current epoch's, which everyone holds.
+            res = [(ResumptionPSKUsage.application, g.epoch)]
+        self.h.commit(committer, psks=psks, resumption_psks=res)
+
+    @rule(data=st.data(), value=st.binary(max_size=8))
+    def group_context_extensions(self, data: st.DataObject, value: bytes) -> None:
+        committer = data.draw(st.sampled_from(self._leaves()))
+        self._before_epoch_change()
+        ext = Extension(extension_type=HARNESS_EXT, extension_data=value)
+        merged = self.h.commit(committer, extensions=[ext])
+        assert merged.extensions_changed or self.h.members[committer].extensions == (ext,)
+        for g in self.h.members.values():
+            assert g.extensions == (ext,)
 
     @rule(data=st.data(), size=st.integers(0, 300))
     def send_message(self, data: st.DataObject, size: int) -> None:

@@ -194,9 +194,15 @@ class CipherSuite:
     # Hash, MAC, KDF (RFC 9420 §5.1, §8).
 
     def hash(self, data: bytes) -> bytes:
+        if COUNTERS.enabled:
+            COUNTERS.hash += 1
+            COUNTERS.hash_bytes += len(data)
         return self._hash_ctor(data).digest()  # type: ignore[no-any-return]
 
     def mac(self, key: bytes, data: bytes) -> bytes:
+        if COUNTERS.enabled:
+            COUNTERS.mac += 1
+            COUNTERS.mac_bytes += len(data)
         h = hmac.HMAC(key, self._hmac_alg)
         h.update(data)
         return h.finalize()
@@ -207,9 +213,13 @@ class CipherSuite:
             raise error("MAC does not verify")
 
     def kdf_extract(self, salt: bytes, ikm: bytes) -> bytes:
+        if COUNTERS.enabled:
+            COUNTERS.kdf_extract += 1
         return self._kdf.extract(salt, ikm)
 
     def kdf_expand(self, prk: bytes, info: bytes, length: int) -> bytes:
+        if COUNTERS.enabled:
+            COUNTERS.kdf_expand += 1
         return self._kdf.expand(prk, info, length)
 
     # AEAD (RFC 9420 §6.3, §9).
@@ -217,11 +227,17 @@ class CipherSuite:
     def aead_seal(self, key: bytes, nonce: bytes, aad: bytes, plaintext: bytes) -> bytes:
         if len(nonce) != self._aead.nn:
             raise UsageError(f"AEAD nonce must be {self._aead.nn} bytes")
+        if COUNTERS.enabled:
+            COUNTERS.aead_seal += 1
+            COUNTERS.aead_seal_bytes += len(plaintext)
         return self._aead.new(key).encrypt(nonce, plaintext, aad)
 
     def aead_open(self, key: bytes, nonce: bytes, aad: bytes, ciphertext: bytes) -> bytes:
         if len(nonce) != self._aead.nn:
             raise UsageError(f"AEAD nonce must be {self._aead.nn} bytes")
+        if COUNTERS.enabled:
+            COUNTERS.aead_open += 1
+            COUNTERS.aead_open_bytes += len(ciphertext)
         cipher = self._aead.new(key)
         try:
             return cipher.decrypt(nonce, ciphertext, aad)
@@ -280,12 +296,14 @@ class CipherSuite:
     def sign(self, sk: bytes, message: bytes) -> bytes:
         if COUNTERS.enabled:
             COUNTERS.sign += 1
+            COUNTERS.sign_bytes += len(message)
         return self._sig.sign(sk, message)
 
     def verify(self, pk: bytes, message: bytes, signature: bytes) -> None:
         """Raises BadSignature (InvalidKey if ``pk`` is malformed)."""
         if COUNTERS.enabled:
             COUNTERS.verify += 1
+            COUNTERS.verify_bytes += len(message)
         self._sig.verify(pk, message, signature)
 
 

@@ -1,0 +1,417 @@
+"""Persistent client state: a :class:`Storage` Protocol, an in-memory store and SQLite.
+
+What is stored (all of it written by :class:`~mls.app.client.ChatClient`):
+
+- the client blob (``mls.group.Client.to_bytes()``: signature key, KeyPackage private keys);
+- one row per group: ``Group.to_bytes()`` (tree, epoch secrets, the secret tree's remaining
+  ratchet keys) and the application's metadata for the group;
+- the received and sent application messages (MIMI content), each with its expiry;
+- the delivery-service cursor: the sequence number of the last inbox message processed.
+
+**Atomicity.** Every change goes through :meth:`Storage.apply` with one :class:`StateChange`
+that holds *all* of it: e.g. for a received message, the group's new state (its ratchet key
+consumed), the message row and the new cursor; for a merged commit, the new epoch's state, which
+replaces the old epoch's keys. An implementation applies a change entirely or not at all, so a
+crash at any instant leaves either the state before the change or the one after it. A key that
+forward secrecy says is deleted (RFC 9420 §9.2: consumed ratchet secrets; §8: the old epoch's
+secrets) is deleted by the same transaction that stores its successor.
+
+**Deletion on disk (SQLite).** Overwriting a row does not erase the old bytes from the file by
+itself, so :class:`SQLiteStorage` runs with
+
+- ``secure_delete = ON``: SQLite overwrites freed cells and pages with zeros;
+- ``journal_mode = DELETE``: the rollback journal, which holds the *old* pages while a
+  transaction runs, is unlinked when it commits (``PERSIST`` would leave old pages in it, and a
+  WAL keeps old frames until a checkpoint);
+- ``synchronous = FULL`` and ``temp_store = MEMORY`` (no temporary files with state).
+
+After a crash the hot journal holds the old state, which then *is* the current state; SQLite
+rolls back to it when the database is next opened. Copies outside the file's live bytes (disk
+blocks of an unlinked journal, SSD remapping, backups) are out of reach of any file format: use
+full-disk encryption. The blobs are stored unencrypted; at-rest encryption is left to the
+platform (see the README).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from mls.errors import InternalError, UsageError
+
+__all__ = [
+    "GroupRecord",
+    "MemoryStorage",
+    "SQLiteStorage",
+    "Snapshot",
+    "StateChange",
+    "Storage",
+    "StoredMessage",
+]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredMessage:
+    """One application message of a group, as the user sees it (sent or received)."""
+
+    group_id: bytes
+    #: MIMI message ID (draft-ietf-mimi-content § Message ID).
+    message_id: bytes
+    #: The sender's identity (from its MLS credential, never from the content).
+    sender: bytes
+    sender_leaf: int
+    #: The MLS epoch the message was sent in.
+    epoch: int
+    #: When it was received (for our own messages: sent), seconds since the UNIX epoch.
+    received_at: int
+    #: When it disappears (``None``: never); see :mod:`mls.app.disappearing`.
+    expires_at: int | None
+    outgoing: bool
+    #: The MIMI content (deterministic CBOR).
+    content: bytes = field(repr=False)
+    #: Storage order, assigned by the store (0 before it is stored).
+    seq: int = 0
+
+    def expired(self, now: int) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupRecord:
+    """The persisted state of one group."""
+
+    group_id: bytes
+    epoch: int
+    #: ``Group.to_bytes()``: holds private keys.
+    state: bytes = field(repr=False)
+    #: Application metadata (timer history, call session counter), CBOR.
+    meta: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateChange:
+    """Everything one operation changes; applied atomically by :meth:`Storage.apply`."""
+
+    #: The new client blob, if the client changed (e.g. a KeyPackage was used or created).
+    client: bytes | None = field(default=None, repr=False)
+    put_groups: tuple[GroupRecord, ...] = ()
+    drop_groups: tuple[bytes, ...] = ()
+    add_messages: tuple[StoredMessage, ...] = ()
+    #: ``(group_id, message_id)`` pairs to delete.
+    delete_messages: tuple[tuple[bytes, bytes], ...] = ()
+    #: The new delivery-service cursor, if it moved.
+    cursor: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """The state a client restarts from."""
+
+    client: bytes | None = field(repr=False)
+    groups: Mapping[bytes, GroupRecord]
+    cursor: int
+
+
+class Storage(Protocol):
+    """Where a :class:`~mls.app.client.ChatClient` keeps its state (see the module docstring)."""
+
+    def load(self) -> Snapshot:
+        """The last state applied."""
+        ...
+
+    def apply(self, change: StateChange) -> None:
+        """Apply ``change`` atomically: all of it or, if this raises, none of it."""
+        ...
+
+    def messages(self, group_id: bytes) -> list[StoredMessage]:
+        """A group's stored messages in storage order (expired ones included)."""
+        ...
+
+    def has_message(self, group_id: bytes, message_id: bytes) -> bool: ...
+
+    def delete_expired(self, now: int) -> int:
+        """Delete every message with ``expires_at <= now`` (atomically); return the count."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class MemoryStorage:
+    """A :class:`Storage` in process memory (tests, demos, ephemeral clients).
+
+    ``apply`` checks the whole change first and then installs it under a lock, so it is atomic
+    with respect to exceptions and threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._client: bytes | None = None
+        self._groups: dict[bytes, GroupRecord] = {}
+        self._messages: dict[tuple[bytes, bytes], StoredMessage] = {}
+        self._cursor = 0
+        self._seq = 0
+
+    def load(self) -> Snapshot:
+        with self._lock:
+            return Snapshot(client=self._client, groups=dict(self._groups), cursor=self._cursor)
+
+    def apply(self, change: StateChange) -> None:
+        with self._lock:
+            deleting = set(change.delete_messages)
+            new_keys = [(m.group_id, m.message_id) for m in change.add_messages]
+            if len(set(new_keys)) != len(new_keys) or any(
+                k in self._messages and k not in deleting for k in new_keys
+            ):
+                raise UsageError("duplicate message ID in a group")
+            if change.client is not None:
+                self._client = change.client
+            for gid in change.drop_groups:
+                self._groups.pop(gid, None)
+                for key in [k for k in self._messages if k[0] == gid]:
+                    del self._messages[key]
+            for rec in change.put_groups:
+                self._groups[rec.group_id] = rec
+            for key in change.delete_messages:
+                self._messages.pop(key, None)
+            for m in change.add_messages:
+                self._seq += 1
+                self._messages[(m.group_id, m.message_id)] = replace(m, seq=self._seq)
+            if change.cursor is not None:
+                self._cursor = change.cursor
+
+    def messages(self, group_id: bytes) -> list[StoredMessage]:
+        with self._lock:
+            out = [m for (gid, _), m in self._messages.items() if gid == group_id]
+        return sorted(out, key=lambda m: m.seq)
+
+    def has_message(self, group_id: bytes, message_id: bytes) -> bool:
+        with self._lock:
+            return (group_id, message_id) in self._messages
+
+    def delete_expired(self, now: int) -> int:
+        with self._lock:
+            gone = [
+                k for k, m in self._messages.items() if m.expires_at is not None and m.expires_at <= now
+            ]
+            for k in gone:
+                del self._messages[k]
+            return len(gone)
+
+    def close(self) -> None:
+        pass
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS groups (
+    group_id BLOB PRIMARY KEY,
+    epoch INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    meta BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY,
+    group_id BLOB NOT NULL,
+    message_id BLOB NOT NULL,
+    sender BLOB NOT NULL,
+    sender_leaf INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    outgoing INTEGER NOT NULL,
+    content BLOB NOT NULL,
+    UNIQUE (group_id, message_id)
+);
+CREATE INDEX IF NOT EXISTS messages_expiry ON messages (expires_at)
+    WHERE expires_at IS NOT NULL;
+"""
+
+_MESSAGE_COLUMNS = (
+    "seq, group_id, message_id, sender, sender_leaf, epoch, received_at, expires_at, outgoing, "
+    "content"
+)
+
+
+class SQLiteStorage:
+    """A :class:`Storage` in one SQLite database file (standard library ``sqlite3``).
+
+    Each :meth:`apply` is one ``BEGIN IMMEDIATE ... COMMIT`` transaction; see the module
+    docstring for the pragmas that make deleted keys unrecoverable from the file. One instance
+    belongs to one thread; open one database per client.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = os.fspath(path)
+        # isolation_level=None: no implicit transactions; apply() opens and ends its own.
+        self._db = sqlite3.connect(self._path, isolation_level=None)
+        try:
+            self._configure()
+        except BaseException:
+            self._db.close()
+            raise
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    def _configure(self) -> None:
+        db = self._db
+        db.execute("PRAGMA secure_delete = ON")
+        if db.execute("PRAGMA secure_delete").fetchone()[0] != 1:
+            raise InternalError("this SQLite cannot turn secure_delete on")
+        mode = db.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
+        if mode not in ("delete", "memory"):  # "memory" for ":memory:" databases
+            raise InternalError(f"SQLite refused journal_mode DELETE (got {mode})")
+        db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA temp_store = MEMORY")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+            row = db.execute("SELECT value FROM kv WHERE key = 'schema'").fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO kv (key, value) VALUES ('schema', ?)",
+                    (SCHEMA_VERSION.to_bytes(4, "big"),),
+                )
+            elif int.from_bytes(row[0], "big") != SCHEMA_VERSION:
+                raise UsageError(f"database schema {int.from_bytes(row[0], 'big')} is unknown")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def load(self) -> Snapshot:
+        db = self._db
+        row = db.execute("SELECT value FROM kv WHERE key = 'client'").fetchone()
+        client = bytes(row[0]) if row is not None else None
+        row = db.execute("SELECT value FROM kv WHERE key = 'cursor'").fetchone()
+        cursor = int.from_bytes(row[0], "big") if row is not None else 0
+        groups = {
+            bytes(gid): GroupRecord(
+                group_id=bytes(gid), epoch=epoch, state=bytes(state), meta=bytes(meta)
+            )
+            for gid, epoch, state, meta in db.execute(
+                "SELECT group_id, epoch, state, meta FROM groups"
+            )
+        }
+        return Snapshot(client=client, groups=groups, cursor=cursor)
+
+    def apply(self, change: StateChange) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if change.client is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO kv (key, value) VALUES ('client', ?)", (change.client,)
+                )
+            for gid in change.drop_groups:
+                db.execute("DELETE FROM groups WHERE group_id = ?", (gid,))
+                db.execute("DELETE FROM messages WHERE group_id = ?", (gid,))
+            for rec in change.put_groups:
+                db.execute(
+                    "INSERT OR REPLACE INTO groups (group_id, epoch, state, meta) "
+                    "VALUES (?, ?, ?, ?)",
+                    (rec.group_id, rec.epoch, rec.state, rec.meta),
+                )
+            db.executemany(
+                "DELETE FROM messages WHERE group_id = ? AND message_id = ?",
+                change.delete_messages,
+            )
+            db.executemany(
+                "INSERT INTO messages (group_id, message_id, sender, sender_leaf, epoch, "
+                "received_at, expires_at, outgoing, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        m.group_id,
+                        m.message_id,
+                        m.sender,
+                        m.sender_leaf,
+                        m.epoch,
+                        m.received_at,
+                        m.expires_at,
+                        int(m.outgoing),
+                        m.content,
+                    )
+                    for m in change.add_messages
+                ],
+            )
+            if change.cursor is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO kv (key, value) VALUES ('cursor', ?)",
+                    (change.cursor.to_bytes(8, "big"),),
+                )
+            db.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:
+            db.execute("ROLLBACK")
+            raise UsageError(f"storage constraint violated: {exc}") from exc
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def messages(self, group_id: bytes) -> list[StoredMessage]:
+        rows = self._db.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE group_id = ? ORDER BY seq",  # noqa: S608
+            (group_id,),
+        )
+        return [
+            StoredMessage(
+                seq=seq,
+                group_id=bytes(gid),
+                message_id=bytes(mid),
+                sender=bytes(sender),
+                sender_leaf=leaf,
+                epoch=epoch,
+                received_at=received_at,
+                expires_at=expires_at,
+                outgoing=bool(outgoing),
+                content=bytes(content),
+            )
+            for (
+                seq,
+                gid,
+                mid,
+                sender,
+                leaf,
+                epoch,
+                received_at,
+                expires_at,
+                outgoing,
+                content,
+            ) in rows
+        ]
+
+    def has_message(self, group_id: bytes, message_id: bytes) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM messages WHERE group_id = ? AND message_id = ?", (group_id, message_id)
+        ).fetchone()
+        return row is not None
+
+    def delete_expired(self, now: int) -> int:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = db.execute(
+                "DELETE FROM messages WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
+            )
+            count = cur.rowcount
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return count
+
+    def close(self) -> None:
+        self._db.close()
