@@ -28,7 +28,9 @@ class GroupHarness:
     removed: list[Group] = field(default_factory=list)
 
     @classmethod
-    def with_members(cls, n: int, suite: int = 1, config: GroupConfig | None = None) -> GroupHarness:
+    def with_members(
+        cls, n: int, suite: int = 1, config: GroupConfig | None = None
+    ) -> GroupHarness:
         h = cls(suite=suite, config=config or GroupConfig())
         creator = h.new_client("member-0")
         g = Group.create(creator, b"group-" + str(next(_ids)).encode(), config=h.config, now=NOW)

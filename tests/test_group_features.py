@@ -224,7 +224,9 @@ def test_group_context_extensions_required_capabilities() -> None:
     g = Group.create(creator, b"gce", now=NOW)
     h = GroupHarness(members={0: g})
     h.add([_client_with_ext("bob")], committer=0)
-    req = RequiredCapabilities(extension_types=(CUSTOM_EXT,), proposal_types=(), credential_types=())
+    req = RequiredCapabilities(
+        extension_types=(CUSTOM_EXT,), proposal_types=(), credential_types=()
+    )
     new_exts = [req.to_extension(), Extension(extension_type=CUSTOM_EXT, extension_data=b"\x05")]
     merged = h.commit(0, extensions=new_exts)
     assert merged.extensions_changed

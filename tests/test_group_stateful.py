@@ -128,7 +128,9 @@ class GroupMachine(RuleBasedStateMachine):
         if kind == "update":
             msg = g.propose_update()
         elif kind == "remove":
-            victim = data.draw(st.sampled_from([x for x in leaves if x not in (proposer, committer)]))
+            victim = data.draw(
+                st.sampled_from([x for x in leaves if x not in (proposer, committer)])
+            )
             msg = g.propose_remove(victim)
         else:
             self.counter += 1

@@ -92,6 +92,9 @@ class GroupRecord:
     state: bytes = field(repr=False)
     #: Application metadata (timer history, call session counter), CBOR.
     meta: bytes = b""
+    #: The state before our own commit while the delivery service has not confirmed it: the
+    #: old epoch is still the group's official one until then (``None`` otherwise).
+    previous: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -216,7 +219,8 @@ CREATE TABLE IF NOT EXISTS groups (
     group_id BLOB PRIMARY KEY,
     epoch INTEGER NOT NULL,
     state BLOB NOT NULL,
-    meta BLOB NOT NULL
+    meta BLOB NOT NULL,
+    previous BLOB
 );
 CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY,
@@ -299,10 +303,14 @@ class SQLiteStorage:
         cursor = int.from_bytes(row[0], "big") if row is not None else 0
         groups = {
             bytes(gid): GroupRecord(
-                group_id=bytes(gid), epoch=epoch, state=bytes(state), meta=bytes(meta)
+                group_id=bytes(gid),
+                epoch=epoch,
+                state=bytes(state),
+                meta=bytes(meta),
+                previous=bytes(previous) if previous is not None else None,
             )
-            for gid, epoch, state, meta in db.execute(
-                "SELECT group_id, epoch, state, meta FROM groups"
+            for gid, epoch, state, meta, previous in db.execute(
+                "SELECT group_id, epoch, state, meta, previous FROM groups"
             )
         }
         return Snapshot(client=client, groups=groups, cursor=cursor)
@@ -320,9 +328,9 @@ class SQLiteStorage:
                 db.execute("DELETE FROM messages WHERE group_id = ?", (gid,))
             for rec in change.put_groups:
                 db.execute(
-                    "INSERT OR REPLACE INTO groups (group_id, epoch, state, meta) "
-                    "VALUES (?, ?, ?, ?)",
-                    (rec.group_id, rec.epoch, rec.state, rec.meta),
+                    "INSERT OR REPLACE INTO groups (group_id, epoch, state, meta, previous) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (rec.group_id, rec.epoch, rec.state, rec.meta, rec.previous),
                 )
             db.executemany(
                 "DELETE FROM messages WHERE group_id = ? AND message_id = ?",
