@@ -141,6 +141,39 @@ class Client:
         self._pool[kp.ref(cs)] = KeyPackagePrivate(kp, init_sk, enc_sk, last_resort)
         return kp
 
+    def leaf_node(
+        self,
+        encryption_key: bytes,
+        now: int,
+        *,
+        lifetime: int = DEFAULT_LIFETIME,
+        extensions: tuple[Extension, ...] = (),
+    ) -> LeafNode:
+        """A signed ``key_package``-source LeafNode of this client (§7.2), e.g. a group
+        creator's first leaf (§11)."""
+        return LeafNode(
+            encryption_key=encryption_key,
+            signature_key=self.signature_public_key,
+            credential=self.credential,
+            capabilities=self.capabilities,
+            leaf_node_source=LeafNodeSource.key_package,
+            lifetime=Lifetime(not_before=max(0, now - NOT_BEFORE_SKEW), not_after=now + lifetime),
+            extensions=extensions,
+        ).sign(self.suite, self.signature_private_key)
+
+    def leaf_template(self, extensions: tuple[Extension, ...] = ()) -> LeafNode:
+        """The unsigned fields of this client's leaves (credential, capabilities, keys) that a
+        commit's new LeafNode copies (§12.4.2); TreeKEM fills in the rest and signs."""
+        return LeafNode(
+            encryption_key=b"",
+            signature_key=self.signature_public_key,
+            credential=self.credential,
+            capabilities=self.capabilities,
+            leaf_node_source=LeafNodeSource.commit,
+            parent_hash=b"",
+            extensions=extensions,
+        )
+
     def find_key_package(self, ref: bytes) -> KeyPackagePrivate | None:
         return self._pool.get(ref)
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from mls.codec import decode, encode
+from mls.codec import decode
 from mls.constants import (
     ContentType,
     ExtensionType,
@@ -59,7 +59,6 @@ from mls.errors import (
     NoMatchingKeyPackage,
     PathRequired,
     PeerError,
-    ProposalError,
     UnknownSender,
     UsageError,
     ValidationError,
@@ -131,9 +130,9 @@ from mls.schedule.key_schedule import (
     welcome_secret,
 )
 from mls.schedule.psk import psk_secret
-from mls.schedule.secret_tree import PendingKey, SecretTree
+from mls.schedule.secret_tree import SecretTree
 from mls.schedule.transcript import next_interim_transcript_hash
-from mls.tree.nodes import LeafNode, UpdatePath
+from mls.tree.nodes import UpdatePath
 from mls.tree.ratchet_tree import RatchetTree, TreeDiff
 from mls.tree.treekem import (
     PreparedPath,
@@ -411,12 +410,7 @@ class Group:
         """A one-member group (§11)."""
         cs = client.suite
         enc_sk, enc_pk = cs.generate_key_pair()
-        lifetime_now = now if now is not None else 0
-        kp = client.key_package(max(lifetime_now, 0), leaf_extensions=leaf_extensions)
-        client.consume_key_package(kp.ref(cs))
-        leaf = replace(kp.leaf_node, encryption_key=enc_pk, signature=b"").sign(
-            cs, client.signature_private_key
-        )
+        leaf = client.leaf_node(enc_pk, now or 0, extensions=leaf_extensions)
         tree = RatchetTree.create(cs, leaf)
         ctx = GroupContext(
             cipher_suite=cs.suite_id,
@@ -646,7 +640,6 @@ class Group:
         cs = self._cs
         me = self.own_leaf_index
         entries: list[ProposalEntry] = []
-        own_update_keys: dict[bytes, bytes] = {}
         if include_pending:
             for ref, cached in self._proposals.items():
                 if cached.update_private_key is not None:
@@ -684,7 +677,6 @@ class Group:
                 now=now,
             )
             entries.append(ProposalEntry(p, sender, None))
-        del own_update_keys
         if self._linked is not None:
             pid = self._linked[0]
             linked = PreSharedKey(psk=pid)
@@ -804,7 +796,7 @@ class Group:
             raise InvalidState("no pending commit")
         staged, _ = self._pending
         self._pending = None
-        return self._install(staged, None)
+        return self._install(staged)
 
     def clear_pending_commit(self) -> None:
         self._pending = None
@@ -1190,7 +1182,7 @@ class Group:
         if isinstance(body, Commit):
             staged = self._stage_commit(auth, body, now)
             _run(accept)
-            return self._install(staged, auth)
+            return self._install(staged)
         # A proposal (§12.1): validate on its own and cache by reference.
         validate_proposal(
             self._cs,
@@ -1374,9 +1366,8 @@ class Group:
             raise InvalidExternalInit("ExternalInit kem_output does not decapsulate") from exc
         return ctx.export(_EXTERNAL_INIT_LABEL, cs.hash_len)
 
-    def _install(self, staged: _Epoch, auth: AuthenticatedContent | None) -> CommitMerged:
+    def _install(self, staged: _Epoch) -> CommitMerged:
         """Merge a staged epoch: the one assignment block that changes the group."""
-        del auth
         if staged.self_removed:
             self._status = GroupStatus.REMOVED
             self._proposals.clear()
@@ -1825,8 +1816,11 @@ class Group:
         interim = next_interim_transcript_hash(
             cs, ctx.confirmed_transcript_hash, gi.confirmation_tag
         )
-        dummy_private = TreePrivate(0, {})
-        placeholder = EpochSecrets(
+        # A public-only view of the group: the joiner knows the tree and the GroupContext but no
+        # epoch secret. It is used to validate and apply the external commit's proposals and to
+        # run the transcript and key schedule for the new epoch; its own secrets are unused.
+        no_private = TreePrivate(0, {})
+        no_secrets = EpochSecrets(
             joiner_secret=b"",
             welcome_secret=b"",
             sender_data_secret=b"",
@@ -1846,8 +1840,8 @@ class Group:
             epoch=_Epoch(
                 context=ctx,
                 tree=tree,
-                private=dummy_private,
-                secrets=placeholder,
+                private=no_private,
+                secrets=no_secrets,
                 interim_transcript_hash=interim,
                 confirmation_tag=gi.confirmation_tag,
             ),
@@ -1872,13 +1866,9 @@ class Group:
         applied = group._apply_proposals(entries, committer=None, external=True, now=now)
         diff = applied.diff
         me = diff.add_external_leaf_slot()
-        enc_sk, enc_pk = cs.generate_key_pair()
-        template = client.key_package(now or 0).leaf_node
-        client.consume_key_package(client.key_package_refs()[-1])
         prepared = prepare_update_path(
-            cs, diff, me, template, client.signature_private_key, ctx.group_id
+            cs, diff, me, client.leaf_template(), client.signature_private_key, ctx.group_id
         )
-        del enc_sk, enc_pk
         new_ctx = GroupContext(
             cipher_suite=cs.suite_id,
             group_id=ctx.group_id,
@@ -1956,7 +1946,3 @@ def _run(accept: object) -> None:
     if accept is not None:
         assert callable(accept)
         accept()
-
-
-# Keep names referenced for type checkers and readers of the module's API.
-_ = (PendingKey, ProposalError, InvalidReInit, Credential, LeafNode, encode)

@@ -248,6 +248,10 @@ def validate_proposal(
         old = tree.leaf(sender.index)
         if old is None:
             raise InvalidUpdate(f"Update from blank leaf {sender.index}")
+        # RFC 9420 §7.3: an Update's encryption_key differs from the replaced leaf's. Checked
+        # before the generic uniqueness check, which would report it as a duplicate key.
+        if proposal.leaf_node.encryption_key == old.encryption_key:
+            raise InvalidUpdate("Update keeps the old encryption key")
         validate_leaf_node(
             cs,
             proposal.leaf_node,
@@ -259,9 +263,6 @@ def validate_proposal(
             leaf_index=sender.index,
             replaces=sender.index,
         )
-        # §7.3: an Update's encryption_key differs from the replaced leaf's.
-        if proposal.leaf_node.encryption_key == old.encryption_key:
-            raise InvalidUpdate("Update keeps the old encryption key")
     elif isinstance(proposal, Remove):
         if not 0 <= proposal.removed < tree.n_leaves or tree.leaf(proposal.removed) is None:
             raise InvalidRemove(f"Remove of blank or unknown leaf {proposal.removed} (§12.1.3)")
