@@ -60,12 +60,19 @@ from mls.errors import (
     PathRequired,
     PeerError,
     UnknownSender,
+    UnsupportedCapability,
     UsageError,
     ValidationError,
     WrongEpoch,
     WrongGroup,
 )
-from mls.extensions import Extension, ExternalPub, ExternalSenders, find_extension
+from mls.extensions import (
+    Extension,
+    ExternalPub,
+    ExternalSenders,
+    RequiredCapabilities,
+    find_extension,
+)
 from mls.framing.content import (
     AuthenticatedContent,
     FramedContent,
@@ -86,6 +93,7 @@ from mls.group.client import Client
 from mls.group.config import GroupConfig
 from mls.group.events import ApplicationMessage, CommitMerged, CommitOutput, ProposalReceived
 from mls.group.validation import (
+    DEFAULT_EXTENSION_TYPES,
     BasicIdentityProvider,
     IdentityProvider,
     ProposalEntry,
@@ -1696,7 +1704,15 @@ class Group:
         gi.verify(cs, signer.signature_key)
         ident = identity or BasicIdentityProvider()
         # §12.4.3.1: verify the integrity of the ratchet tree.
-        validate_tree(cs, tree, group_id=ctx.group_id, tree_hash=ctx.tree_hash, identity=ident)
+        _check_joinable(client, ctx)
+        validate_tree(
+            cs,
+            tree,
+            group_id=ctx.group_id,
+            tree_hash=ctx.tree_hash,
+            required_capabilities=RequiredCapabilities.find(ctx.extensions),
+            identity=ident,
+        )
         # Our leaf: the one identical to our KeyPackage's LeafNode.
         my_leaf = tree.find_signature_key(kpp.key_package.leaf_node.signature_key)
         if my_leaf is None or tree.leaf(my_leaf) != kpp.key_package.leaf_node:
@@ -1805,7 +1821,15 @@ class Group:
             raise InvalidGroupInfo("GroupInfo signer is a blank or unknown leaf")
         gi.verify(cs, signer.signature_key)
         ident = identity or BasicIdentityProvider()
-        validate_tree(cs, tree, group_id=ctx.group_id, tree_hash=ctx.tree_hash, identity=ident)
+        _check_joinable(client, ctx)
+        validate_tree(
+            cs,
+            tree,
+            group_id=ctx.group_id,
+            tree_hash=ctx.tree_hash,
+            required_capabilities=RequiredCapabilities.find(ctx.extensions),
+            identity=ident,
+        )
         ext_pub = ExternalPub.find(gi.extensions)
         if ext_pub is None:
             raise InvalidGroupInfo("GroupInfo has no external_pub extension (§12.4.3.2)")
@@ -1946,3 +1970,15 @@ def _run(accept: object) -> None:
     if accept is not None:
         assert callable(accept)
         accept()
+
+
+def _check_joinable(client: Client, ctx: GroupContext) -> None:
+    """A joiner supports the group's parameters (§12.4.3: GroupContext extensions "MUST be
+    supported by the new joiner"; §11.1 required capabilities)."""
+    caps = client.capabilities
+    for ext in ctx.extensions:
+        t = ext.extension_type
+        if t not in DEFAULT_EXTENSION_TYPES and t not in caps.extensions:
+            raise UnsupportedCapability(f"the group uses extension type {t:#06x} we do not support")
+    if ctx.cipher_suite not in caps.cipher_suites:
+        raise UnsupportedCapability(f"the group uses cipher suite {ctx.cipher_suite}")
