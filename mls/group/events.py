@@ -74,7 +74,7 @@ class CommitOutput:
     commit: bytes
     #: A Welcome (encoded MLSMessage) for the members it adds, if any.
     welcome: bytes | None
-    #: A signed GroupInfo of the new epoch (encoded MLSMessage), for external joins.
+    #: A signed GroupInfo of the new epoch (encoded MLSMessage) if requested, for external joins.
     group_info: bytes | None
     #: The new epoch once the commit is merged.
     epoch: int

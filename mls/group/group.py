@@ -631,6 +631,7 @@ class Group:
         proposals: Sequence[Proposal] = (),
         path: bool | None = None,
         include_pending: bool = True,
+        group_info: bool = False,
         authenticated_data: bytes = b"",
         now: int | None = None,
     ) -> CommitOutput:
@@ -640,7 +641,9 @@ class Group:
         ``(usage, epoch)`` pairs of this group. ``path=None`` includes an UpdatePath (the safe
         default, refreshing the committer's keys); ``path=False`` omits it where §12.4 allows.
         The commit is staged: call :meth:`merge_pending_commit` once the delivery service
-        accepted it, or :meth:`clear_pending_commit` if it lost to another commit.
+        accepted it, or :meth:`clear_pending_commit` if it lost to another commit. With
+        ``group_info=True`` the output also carries a signed GroupInfo of the new epoch (with
+        ``external_pub`` and the tree) for external joiners.
         """
         self._check_operational()
         if self._pending is not None:
@@ -780,7 +783,12 @@ class Group:
             extensions_changed=applied.extensions != self._context.extensions,
             old_signature_keys=old_keys,
         )
-        group_info = self._make_group_info(new_ctx, diff, secrets, tag, with_tree=True)
+        # A GroupInfo costs a signature and, with the tree, O(n) encoding: only on request.
+        gi_bytes = (
+            self._make_group_info(new_ctx, diff, secrets, tag, with_tree=True)
+            if group_info
+            else None
+        )
         welcome = None
         if applied.added:
             welcome = self._make_welcome(
@@ -793,7 +801,7 @@ class Group:
                 prepared,
             )
         out = CommitOutput(
-            commit=commit_bytes, welcome=welcome, group_info=group_info, epoch=new_ctx.epoch
+            commit=commit_bytes, welcome=welcome, group_info=gi_bytes, epoch=new_ctx.epoch
         )
         self._pending = (staged, out)
         return out

@@ -191,6 +191,10 @@ def validate_key_package(
         kp.verify(cs)
     except BadSignature as exc:
         raise BadSignature("KeyPackage signature does not verify") from exc
+    # RFC 9420 §12.2: an Add may re-add a client already in the group when the same commit
+    # removes it. Judge the leaf as replacing that member; validate_proposal_list then raises
+    # DuplicateAdd unless the commit removes it.
+    holder = tree.find_signature_key(kp.leaf_node.signature_key)
     validate_leaf_node(
         cs,
         kp.leaf_node,
@@ -199,6 +203,7 @@ def validate_key_package(
         group_extensions=group_extensions,
         identity=identity,
         now=now,
+        replaces=holder,
     )
     if kp.init_key == kp.leaf_node.encryption_key:
         raise InvalidKeyPackage("init_key equals the leaf encryption_key")
