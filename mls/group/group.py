@@ -1705,22 +1705,8 @@ class Group:
         ctx = gi.group_context
         if ctx.cipher_suite != cs.suite_id or ctx.version != ProtocolVersion.mls10:
             raise InvalidWelcome("GroupInfo suite or version differs from the KeyPackage's")
-        tree = cls._tree_for(cs, gi, ratchet_tree)
-        signer = tree.leaf(gi.signer) if gi.signer < tree.n_leaves else None
-        if signer is None:
-            raise InvalidGroupInfo("GroupInfo signer is a blank or unknown leaf")
-        gi.verify(cs, signer.signature_key)
         ident = identity or BasicIdentityProvider()
-        # §12.4.3.1: verify the integrity of the ratchet tree.
-        _check_joinable(client, ctx)
-        validate_tree(
-            cs,
-            tree,
-            group_id=ctx.group_id,
-            tree_hash=ctx.tree_hash,
-            required_capabilities=RequiredCapabilities.find(ctx.extensions),
-            identity=ident,
-        )
+        tree = cls._verified_tree(client, gi, ratchet_tree, ident)
         # Our leaf: the one identical to our KeyPackage's LeafNode.
         my_leaf = tree.find_signature_key(kpp.key_package.leaf_node.signature_key)
         if my_leaf is None or tree.leaf(my_leaf) != kpp.key_package.leaf_node:
@@ -1757,6 +1743,35 @@ class Group:
         )
         group._joined_with = special[0] if special else None
         return group
+
+    @classmethod
+    def _verified_tree(
+        cls,
+        client: Client,
+        gi: GroupInfo,
+        ratchet_tree: bytes | None,
+        identity: IdentityProvider,
+    ) -> RatchetTree:
+        """The group's tree for a joiner, after the checks of §12.4.3.1: the GroupInfo signature
+        by its signer's leaf, our support of the group's parameters, and the integrity of the
+        tree (tree hash, parent hashes, unmerged leaves, every leaf)."""
+        cs = client.suite
+        ctx = gi.group_context
+        tree = cls._tree_for(cs, gi, ratchet_tree)
+        signer = tree.leaf(gi.signer) if gi.signer < tree.n_leaves else None
+        if signer is None:
+            raise InvalidGroupInfo("GroupInfo signer is a blank or unknown leaf")
+        gi.verify(cs, signer.signature_key)
+        _check_joinable(client, ctx)
+        validate_tree(
+            cs,
+            tree,
+            group_id=ctx.group_id,
+            tree_hash=ctx.tree_hash,
+            required_capabilities=RequiredCapabilities.find(ctx.extensions),
+            identity=identity,
+        )
+        return tree
 
     @staticmethod
     def _tree_for(cs: CipherSuite, gi: GroupInfo, ratchet_tree: bytes | None) -> RatchetTree:
@@ -1823,21 +1838,8 @@ class Group:
         ctx = gi.group_context
         if ctx.cipher_suite != cs.suite_id:
             raise InvalidGroupInfo("GroupInfo cipher suite differs from the client's")
-        tree = cls._tree_for(cs, gi, ratchet_tree)
-        signer = tree.leaf(gi.signer) if gi.signer < tree.n_leaves else None
-        if signer is None:
-            raise InvalidGroupInfo("GroupInfo signer is a blank or unknown leaf")
-        gi.verify(cs, signer.signature_key)
         ident = identity or BasicIdentityProvider()
-        _check_joinable(client, ctx)
-        validate_tree(
-            cs,
-            tree,
-            group_id=ctx.group_id,
-            tree_hash=ctx.tree_hash,
-            required_capabilities=RequiredCapabilities.find(ctx.extensions),
-            identity=ident,
-        )
+        tree = cls._verified_tree(client, gi, ratchet_tree, ident)
         ext_pub = ExternalPub.find(gi.extensions)
         if ext_pub is None:
             raise InvalidGroupInfo("GroupInfo has no external_pub extension (§12.4.3.2)")
