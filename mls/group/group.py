@@ -478,19 +478,23 @@ class Group:
             authenticated_data=authenticated_data,
             content=plaintext,
         )
-        return self._send(content, force_private=True)
+        return self._wrap(self._signed(content, private=True))
 
-    def _send(self, content: FramedContent, *, force_private: bool = False) -> bytes:
-        cs = self._cs
-        private = force_private or self._config.private_handshake
+    @property
+    def _handshake_wire_format(self) -> int:
+        if self._config.private_handshake:
+            return WireFormat.mls_private_message
+        return WireFormat.mls_public_message
+
+    def _signed(self, content: FramedContent, *, private: bool) -> AuthenticatedContent:
+        """Sign a member's content with the current GroupContext (§6.1)."""
         wf = WireFormat.mls_private_message if private else WireFormat.mls_public_message
         sig = sign_framed_content(
-            cs, self._client.signature_private_key, wf, content, self._context
+            self._cs, self._client.signature_private_key, wf, content, self._context
         )
-        auth = AuthenticatedContent(
+        return AuthenticatedContent(
             wire_format=wf, content=content, auth=FramedContentAuthData(signature=sig)
         )
-        return self._wrap(auth)
 
     def _wrap(self, auth: AuthenticatedContent) -> bytes:
         cs = self._cs
@@ -515,17 +519,7 @@ class Group:
             content=proposal,
         )
         cs = self._cs
-        wf = (
-            WireFormat.mls_private_message
-            if self._config.private_handshake
-            else WireFormat.mls_public_message
-        )
-        sig = sign_framed_content(
-            cs, self._client.signature_private_key, wf, content, self._context
-        )
-        auth = AuthenticatedContent(
-            wire_format=wf, content=content, auth=FramedContentAuthData(signature=sig)
-        )
+        auth = self._signed(content, private=self._config.private_handshake)
         data = self._wrap(auth)
         self._proposals[auth.proposal_ref(cs)] = _CachedProposal(
             proposal, content.sender, update_key
@@ -743,11 +737,7 @@ class Group:
             authenticated_data=authenticated_data,
             content=commit,
         )
-        wf = (
-            WireFormat.mls_private_message
-            if self._config.private_handshake
-            else WireFormat.mls_public_message
-        )
+        wf = self._handshake_wire_format
         sig = sign_framed_content(
             cs, self._client.signature_private_key, wf, content, self._context
         )
