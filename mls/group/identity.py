@@ -1,0 +1,117 @@
+"""Identity providers (the Authentication Service hook, RFC 9420 §5.3.1) for X.509 credentials.
+
+:class:`X509IdentityProvider` accepts an ``x509`` credential (§5.3: a chain of DER certificates,
+end-entity first) when
+
+- every certificate parses, and each is directly issued (and signed) by the next one;
+- the last certificate is issued by, or is, one of the configured trust anchors;
+- every certificate is within its validity period at ``now`` (when the caller gives ``now``);
+- the end-entity certificate's public key is the leaf's ``signature_key`` (§5.3.1: "the
+  signature key ... MUST be bound to the credential").
+
+Two leaves are the same client when they share a signature key or their end-entity
+certificates name the same subject. Basic credentials are refused unless ``allow_basic``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
+
+from mls.constants import CredentialType
+from mls.credentials import Credential
+from mls.errors import InvalidCredential, UnsupportedCredential
+from mls.tree.nodes import LeafNode
+
+__all__ = ["X509IdentityProvider", "certificate_signature_key"]
+
+
+def certificate_signature_key(cert: x509.Certificate) -> bytes:
+    """The certificate's public key in the SignaturePublicKey encoding of RFC 9420 §5.1.1:
+    raw bytes for EdDSA, the uncompressed point for ECDSA."""
+    key = cert.public_key()
+    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+    raise UnsupportedCredential(f"certificate key type {type(key).__name__} is not an MLS key")
+
+
+def _parse(der: bytes) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        raise InvalidCredential("certificate does not parse") from exc
+
+
+class X509IdentityProvider:
+    """Validates X.509 credentials against a set of trust anchors (DER certificates)."""
+
+    def __init__(self, trust_anchors: Sequence[bytes], *, allow_basic: bool = False) -> None:
+        self._anchors = [_parse(der) for der in trust_anchors]
+        self._allow_basic = allow_basic
+
+    def validate_credential(
+        self, credential: Credential, signature_key: bytes, *, now: int | None
+    ) -> None:
+        ctype = credential.credential_type
+        if ctype == CredentialType.basic:
+            if not self._allow_basic:
+                raise UnsupportedCredential("Basic credentials are not accepted")
+            if not credential.identity:
+                raise InvalidCredential("empty Basic identity")
+            return
+        if ctype != CredentialType.x509:
+            raise UnsupportedCredential(f"credential type {ctype} is not supported")
+        if not credential.certificates:
+            raise InvalidCredential("empty certificate chain")
+        chain = [_parse(der) for der in credential.certificates]
+        if certificate_signature_key(chain[0]) != signature_key:
+            raise InvalidCredential("the end-entity certificate does not hold the signature key")
+        when = datetime.fromtimestamp(now, tz=UTC) if now is not None else None
+        for cert in chain:
+            if when is not None and not (
+                cert.not_valid_before_utc <= when <= cert.not_valid_after_utc
+            ):
+                raise InvalidCredential("a certificate of the chain is outside its validity")
+        for child, issuer in zip(chain, chain[1:], strict=False):
+            self._check_issued(child, issuer)
+        last = chain[-1]
+        for anchor in self._anchors:
+            if last == anchor:
+                return
+            try:
+                self._check_issued(last, anchor)
+            except InvalidCredential:
+                continue
+            return
+        raise InvalidCredential("the chain does not lead to a trust anchor")
+
+    @staticmethod
+    def _check_issued(child: x509.Certificate, issuer: x509.Certificate) -> None:
+        try:
+            child.verify_directly_issued_by(issuer)
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
+            raise InvalidCredential("a certificate is not issued by the next one") from exc
+
+    def same_client(self, a: LeafNode, b: LeafNode) -> bool:
+        if a.signature_key == b.signature_key:
+            return True
+        ca, cb = a.credential, b.credential
+        if ca.credential_type != cb.credential_type:
+            return False
+        if ca.credential_type == CredentialType.basic:
+            return ca.identity == cb.identity
+        if ca.credential_type == CredentialType.x509 and ca.certificates and cb.certificates:
+            try:
+                return _parse(ca.certificates[0]).subject == _parse(cb.certificates[0]).subject
+            except InvalidCredential:
+                return False
+        return False
