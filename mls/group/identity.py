@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from itertools import pairwise
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -81,7 +82,7 @@ class X509IdentityProvider:
                 cert.not_valid_before_utc <= when <= cert.not_valid_after_utc
             ):
                 raise InvalidCredential("a certificate of the chain is outside its validity")
-        for child, issuer in zip(chain, chain[1:], strict=False):
+        for child, issuer in pairwise(chain):
             self._check_issued(child, issuer)
         last = chain[-1]
         for anchor in self._anchors:
