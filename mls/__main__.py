@@ -11,6 +11,10 @@ def main(argv: list[str] | None = None) -> int:
         from mls.conformance.runner import main as run_vectors
 
         return run_vectors(args[2:])
+    if args and args[0] == "demo":
+        from mls.app.demo import main as run_demo
+
+        return run_demo(args[1:])
     if args and args[0] == "interop":
         from mls.interop import main as run_interop
 

@@ -108,6 +108,11 @@ class GroupCall:
     def context_id(self) -> int:
         return self._context_id
 
+    @property
+    def kid(self) -> int:
+        """The KID this member sends under in the current epoch (send-only, §4.4.1)."""
+        return self._sframe.own_kid(self._context_id)
+
     def epoch_changed(self, group: Group, *, now: int) -> None:
         """Switch to the group's current epoch (call after every merged commit)."""
         if self._sframe.epoch is not None and group.epoch != self._sframe.epoch:

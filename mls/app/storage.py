@@ -23,7 +23,10 @@ itself, so :class:`SQLiteStorage` runs with
 - ``journal_mode = DELETE``: the rollback journal, which holds the *old* pages while a
   transaction runs, is unlinked when it commits (``PERSIST`` would leave old pages in it, and a
   WAL keeps old frames until a checkpoint);
-- ``synchronous = FULL`` and ``temp_store = MEMORY`` (no temporary files with state).
+- ``synchronous = FULL`` and ``temp_store = MEMORY`` (no temporary files with state);
+- one small write on every open (an open counter): a process killed before its journal was
+  synced leaves a journal that is not "hot" and that SQLite would otherwise keep; it holds only
+  pages of the current state, and the write makes SQLite reuse and unlink it.
 
 After a crash the hot journal holds the old state, which then *is* the current state; SQLite
 rolls back to it when the database is next opened. Copies outside the file's live bytes (disk
@@ -200,7 +203,9 @@ class MemoryStorage:
     def delete_expired(self, now: int) -> int:
         with self._lock:
             gone = [
-                k for k, m in self._messages.items() if m.expires_at is not None and m.expires_at <= now
+                k
+                for k, m in self._messages.items()
+                if m.expires_at is not None and m.expires_at <= now
             ]
             for k in gone:
                 del self._messages[k]
@@ -290,6 +295,15 @@ class SQLiteStorage:
                 )
             elif int.from_bytes(row[0], "big") != SCHEMA_VERSION:
                 raise UsageError(f"database schema {int.from_bytes(row[0], 'big')} is unknown")
+            # A process killed before its journal was synced leaves a journal with a zeroed
+            # header: not hot (SQLite ignores it) but not deleted either. It holds pages of the
+            # current state only; one real write (an open counter) reuses and unlinks it.
+            row = db.execute("SELECT value FROM kv WHERE key = 'opens'").fetchone()
+            opens = int.from_bytes(row[0], "big") + 1 if row is not None else 1
+            db.execute(
+                "INSERT OR REPLACE INTO kv (key, value) VALUES ('opens', ?)",
+                (opens.to_bytes(8, "big"),),
+            )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

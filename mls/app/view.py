@@ -60,14 +60,31 @@ def _render(body: object) -> str:
 
 
 def conversation(messages: Iterable[StoredMessage]) -> list[ChatLine]:
-    """Fold stored messages (in storage order) into the lines a user sees."""
+    """Fold stored messages (in storage order) into the lines a user sees.
+
+    Base messages are placed first and edits and reactions applied after, so one that arrived
+    before its target (delivery order differs between members) still applies.
+    """
     lines: dict[bytes, ChatLine] = {}
     order: list[bytes] = []
+    changes: list[tuple[StoredMessage, MimiContent]] = []
     for m in messages:
         try:
             content = decode_content(m.content)
         except InvalidContent:
             continue
+        if content.nested_part.disposition == Disposition.reaction or content.replaces is not None:
+            changes.append((m, content))
+            continue
+        lines[m.message_id] = ChatLine(
+            message_id=m.message_id,
+            sender=m.sender,
+            text=describe(content),
+            in_reply_to=content.in_reply_to,
+            expires_at=m.expires_at,
+        )
+        order.append(m.message_id)
+    for m, content in changes:
         part = content.nested_part
         if part.disposition == Disposition.reaction:
             target = content.in_reply_to
@@ -80,21 +97,12 @@ def conversation(messages: Iterable[StoredMessage]) -> list[ChatLine]:
                 kept = (*line.reactions, (m.sender, describe(content)))
             lines[target] = replace(line, reactions=kept)
             continue
-        if content.replaces is not None:
-            old = lines.get(content.replaces)
-            if old is None or old.sender != m.sender:
-                continue  # only the original sender edits; a gone message stays gone
-            if isinstance(part.body, NullPart):
-                del lines[content.replaces]
-            else:
-                lines[content.replaces] = replace(old, text=describe(content), edited=True)
-            continue
-        lines[m.message_id] = ChatLine(
-            message_id=m.message_id,
-            sender=m.sender,
-            text=describe(content),
-            in_reply_to=content.in_reply_to,
-            expires_at=m.expires_at,
-        )
-        order.append(m.message_id)
+        assert content.replaces is not None
+        old = lines.get(content.replaces)
+        if old is None or old.sender != m.sender:
+            continue  # only the original sender edits; a gone message stays gone
+        if isinstance(part.body, NullPart):
+            del lines[content.replaces]
+        else:
+            lines[content.replaces] = replace(old, text=describe(content), edited=True)
     return [lines[mid] for mid in order if mid in lines]

@@ -1,0 +1,1 @@
+"""Tests of the application layer (mls/app): client, storage, disappearing messages, calls."""
