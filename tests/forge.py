@@ -23,7 +23,7 @@ is touched.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mls.constants import (
@@ -71,12 +71,20 @@ from mls.messages.proposals import (
 from mls.messages.welcome import EncryptedGroupSecrets, GroupSecrets, PathSecret, Welcome
 from mls.messages.welcome_crypto import encrypt_group_info, encrypt_group_secrets
 from mls.schedule.group_context import GroupContext
-from mls.schedule.key_schedule import external_key_pair, sender_data_key_nonce, welcome_secret
+from mls.schedule.key_schedule import (
+    confirmation_tag as make_confirmation_tag,
+)
+from mls.schedule.key_schedule import (
+    epoch_secrets_from_joiner,
+    external_key_pair,
+    sender_data_key_nonce,
+    welcome_secret,
+)
 from mls.schedule.psk import psk_secret
 from mls.schedule.secret_tree import SecretTree
 from mls.tree.nodes import LeafNode, UpdatePath
 from mls.tree.ratchet_tree import RatchetTree, TreeDiff
-from mls.tree.treekem import prepare_update_path
+from mls.tree.treekem import PreparedPath, prepare_update_path
 from tests.harness import NOW
 
 __all__ = [
@@ -168,6 +176,39 @@ def encrypt_private(
         encrypted_sender_data=cs.aead_seal(sd_key, sd_nonce, sd_aad.to_bytes(), sender_data),
         ciphertext=ciphertext,
     )
+
+
+def _change_leaf(
+    cs: CipherSuite,
+    diff: TreeDiff,
+    prepared: PreparedPath,
+    sk: bytes,
+    group_id: bytes,
+    changes: dict[str, Any],
+) -> PreparedPath:
+    """``prepared`` with its LeafNode changed (and re-signed), in the diff too."""
+    leaf = resign_leaf(cs, prepared.leaf_node, sk, group_id, prepared.sender, **changes)
+    diff.set_leaf(prepared.sender, leaf)
+    return replace(prepared, leaf_node=leaf)
+
+
+def _change_path_keys(
+    cs: CipherSuite,
+    diff: TreeDiff,
+    prepared: PreparedPath,
+    sk: bytes,
+    group_id: bytes,
+    change: Callable[[list[bytes]], list[bytes]],
+) -> PreparedPath:
+    """``prepared`` with other public keys on its path (merged into the diff, with the parent
+    hash chain and the leaf's parent hash redone over them); the path secrets are unchanged."""
+    keys = change(list(prepared.public_keys))
+    parent_hash = diff.apply_path(prepared.sender, keys)
+    leaf = resign_leaf(
+        cs, prepared.leaf_node, sk, group_id, prepared.sender, parent_hash=parent_hash
+    )
+    diff.set_leaf(prepared.sender, leaf)
+    return replace(prepared, public_keys=tuple(keys), leaf_node=leaf)
 
 
 def to_message(body: PublicMessage | PrivateMessage | Welcome | GroupInfo | KeyPackage) -> bytes:
@@ -266,9 +307,11 @@ class Forger:
         return to_message(PublicMessage(content=auth.content, auth=auth.auth, membership_tag=tag))
 
     def ratchet_key(self, leaf: int, content_type: int, generation: int) -> tuple[bytes, bytes]:
-        """(key, nonce) of ``leaf``'s ratchet at ``generation``, from the epoch's encryption
-        secret (any member can derive every leaf's keys; §9)."""
-        st = SecretTree(self.cs, self.g._secrets.encryption_secret, self.g._tree.n_leaves)
+        """(key, nonce) of ``leaf``'s ratchet at ``generation``, from a copy of the member's
+        secret tree (any member can derive every other leaf's keys; §9). The group itself no
+        longer holds the epoch's encryption secret once the tree exists (§9.2)."""
+        st = SecretTree.from_bytes(self.cs, self.g._secret_tree.to_bytes())
+        st._max_forward = 0xFFFFFFFF  # a forger may pick any generation
         pending = st.prepare_receive(leaf, content_type, generation)
         return pending.key, pending.nonce
 
@@ -289,10 +332,10 @@ class Forger:
         ct = auth.content.content_type if content_type is None else content_type
         sender_leaf = auth.content.sender.index if leaf is None else leaf
         if sender_leaf == self.me and generation is None:
-            generation, key, nonce = self.g._secret_tree.next_send_key(auth.content.content_type)
+            generation, key, nonce = self.g._secret_tree.next_send_key(ct)
         else:
             generation = 0 if generation is None else generation
-            key, nonce = self.ratchet_key(sender_leaf, auth.content.content_type, generation)
+            key, nonce = self.ratchet_key(sender_leaf, ct, generation)
         sds = (
             self.g._secrets.sender_data_secret if sender_data_secret is None else sender_data_secret
         )
@@ -392,6 +435,8 @@ class Forger:
         *,
         path: bool | UpdatePath = True,
         mutate_path: Callable[[UpdatePath, TreeDiff], UpdatePath] | None = None,
+        leaf_changes: dict[str, Any] | None = None,
+        path_keys: Callable[[list[bytes]], list[bytes]] | None = None,
         wire_format: int = PUBLIC,
         confirmation_tag: bytes | None = None,
         key: bytes | None = None,
@@ -402,8 +447,12 @@ class Forger:
         **wrap: Any,
     ) -> bytes:
         """A commit from us of ``proposals`` (Proposals by value, ProposalRefs by reference)
-        with no §12.2 checks. ``path=True`` creates a real UpdatePath (``mutate_path`` may then
-        alter it), an UpdatePath is used as given, False omits it. The confirmation tag is the
+        with no §12.2 checks. ``path=True`` creates a real UpdatePath, an UpdatePath is used as
+        given, False omits it. ``leaf_changes`` alter the path's LeafNode (re-signed) before the
+        path secrets are encrypted, so the provisional GroupContext covers the changed leaf;
+        ``path_keys`` replaces the path's public keys the same way (the leaf's parent hash is
+        recomputed over them, the path secrets stay); ``mutate_path`` alters the encrypted
+        UpdatePath afterwards. The confirmation tag is the
         real one for the resulting epoch unless ``confirmation_tag`` is given."""
         g, cs = self.g, self.cs
         snd = Sender.member(self.me) if sender is None else sender
@@ -427,6 +476,10 @@ class Forger:
             template = g._tree.leaf(self.me)
             assert template is not None
             prepared = prepare_update_path(cs, diff, self.me, template, self.sk, g.group_id)
+            if path_keys is not None:
+                prepared = _change_path_keys(cs, diff, prepared, self.sk, g.group_id, path_keys)
+            if leaf_changes:
+                prepared = _change_leaf(cs, diff, prepared, self.sk, g.group_id, leaf_changes)
             ctx = replace(ctx, tree_hash=diff.tree_hash())
             update_path = prepared.encrypt(cs, diff, ctx.to_bytes(), exclude=added)
             commit_secret = prepared.commit_secret
@@ -474,17 +527,20 @@ class Forger:
         path: bool = True,
         key: bytes | None = None,
         leaf_template: LeafNode | None = None,
+        leaf_changes: dict[str, Any] | None = None,
+        init_secret: bytes | None = None,
         wire_format: int = PUBLIC,
     ) -> bytes:
         """An external commit by ``joiner`` into our group, built from our view of it (what a
-        GroupInfo gives). ``proposals=None`` means one fresh ExternalInit. The init secret is that
-        of the first ExternalInit made by :meth:`external_init`; the signature is by ``key``
-        (default: the joiner's)."""
+        GroupInfo gives). ``proposals=None`` means one fresh ExternalInit; otherwise pass the
+        ``init_secret`` that :meth:`external_init` gave with the ExternalInit used (without it
+        the confirmation tag is wrong). The signature is by ``key`` (default: the joiner's)."""
         g, cs = self.g, self.cs
-        init_secret = g._secrets.init_secret
         if proposals is None:
             ext, init_secret = self.external_init()
             proposals = [ext]
+        if init_secret is None:
+            init_secret = g._secrets.init_secret
         snd = Sender.new_member_commit()
         resolved = [self._resolve(i, snd) for i in proposals]
         diff, _, extensions, ok = self._apply([(p, s) for _, p, s in resolved])
@@ -504,6 +560,10 @@ class Forger:
             prepared = prepare_update_path(
                 cs, diff, me, template, joiner.signature_private_key, g.group_id
             )
+            if leaf_changes:
+                prepared = _change_leaf(
+                    cs, diff, prepared, joiner.signature_private_key, g.group_id, leaf_changes
+                )
             ctx = replace(ctx, tree_hash=diff.tree_hash())
             update_path = prepared.encrypt(cs, diff, ctx.to_bytes())
             commit_secret = prepared.commit_secret
@@ -575,19 +635,22 @@ class Forger:
 @dataclass
 class WelcomeForge:
     """The ingredients of a Welcome for ``joiner``: ``adder`` has just merged a commit adding
-    ``key_package`` without a path, so its state holds the new epoch's joiner and welcome
-    secrets and the joiner needs no path secret."""
+    ``key_package`` without a path (so the joiner needs no path secret); ``joiner_secret`` is
+    that epoch's, read from the staged commit before the merge scrubbed it (§9.2)."""
 
     adder: Group
     joiner: Client
     key_package: KeyPackage
+    joiner_secret: bytes = field(repr=False)
 
     @classmethod
     def make(cls, adder: Group, joiner: Client) -> WelcomeForge:
         kp = joiner.key_package(NOW)
         adder.commit(add=[kp], path=False, now=NOW)
+        assert adder._pending is not None
+        js = adder._pending[0].secrets.joiner_secret
         adder.merge_pending_commit()
-        return cls(adder=adder, joiner=joiner, key_package=kp)
+        return cls(adder=adder, joiner=joiner, key_package=kp, joiner_secret=js)
 
     @property
     def cs(self) -> CipherSuite:
@@ -609,13 +672,25 @@ class WelcomeForge:
         path_secret: bytes | None = None,
         psks: Sequence[tuple[PreSharedKeyID, bytes]] = (),
         init_key: bytes | None = None,
+        retag: bool = False,
+        group_info_secret: bytes | None = None,
     ) -> bytes:
-        """The Welcome, with any one ingredient replaced."""
+        """The Welcome, with any one ingredient replaced. With ``retag`` the GroupInfo's
+        confirmation tag is recomputed (and the GroupInfo re-signed by the adder) from the
+        joiner secret and ``psks``, as a joiner derives it (§8, §12.4.3.1).
+        ``group_info_secret`` encrypts the GroupInfo under another welcome secret."""
         cs = self.cs
         gi = self.group_info() if gi is None else gi
-        js = self.adder._secrets.joiner_secret if joiner_secret is None else joiner_secret
-        ws = welcome_secret(cs, js, psk_secret(cs, list(psks)) if psks else None)
-        encrypted_gi = encrypt_group_info(cs, ws, gi)
+        js = self.joiner_secret if joiner_secret is None else joiner_secret
+        psk = psk_secret(cs, list(psks)) if psks else None
+        ws = welcome_secret(cs, js, psk)
+        if retag:
+            ctx = gi.group_context
+            secrets = epoch_secrets_from_joiner(cs, js, psk, ctx.to_bytes())
+            tag = make_confirmation_tag(cs, secrets.confirmation_key, ctx.confirmed_transcript_hash)
+            gi = replace(gi, confirmation_tag=tag).sign(cs, self.adder.client.signature_private_key)
+        gi_secret = ws if group_info_secret is None else group_info_secret
+        encrypted_gi = encrypt_group_info(cs, gi_secret, gi)
         gs = GroupSecrets(
             joiner_secret=js,
             path_secret=PathSecret(path_secret=path_secret) if path_secret is not None else None,

@@ -130,35 +130,6 @@ def room_uri(domain: str, group_id: bytes) -> str:
     return f"mimi://{domain}/r/{group_id.hex()}"
 
 
-# Secrets of the key schedule that RFC 9420 §9.2 says to delete once used: the joiner and welcome
-# secrets after the epoch is set up, and the encryption secret once the secret tree's root is
-# derived from it. Any of them re-derives every message key of the epoch, including consumed ones.
-_SPENT_EPOCH_SECRETS = ("joiner_secret", "welcome_secret", "encryption_secret")
-
-
-def scrub_group_state(state: bytes) -> bytes:
-    """``Group.to_bytes()`` with the spent epoch secrets zeroed, so that no used message key can
-    be re-derived from storage.
-
-    A stopgap at the storage boundary: ``mls.group.state`` (version 1) writes these fields, and
-    ``Group.from_bytes`` needs them present but never reads them again (the secret tree is
-    restored from its own encoding). A state of another layout is returned unchanged; the
-    storage tests detect it.
-    """
-    try:
-        obj = cbor2.loads(state)
-    except Exception:  # cbor2 raises many types; leave a foreign layout alone
-        return state
-    secrets = obj.get("secrets") if isinstance(obj, dict) else None
-    if not isinstance(secrets, dict):
-        return state
-    for name in _SPENT_EPOCH_SECRETS:
-        value = secrets.get(name)
-        if isinstance(value, bytes):
-            secrets[name] = bytes(len(value))
-    return bytes(cbor2.dumps(obj))
-
-
 # -- events -------------------------------------------------------------------------------------
 
 
@@ -421,7 +392,7 @@ class ChatClient:
         return GroupRecord(
             group_id=g.group_id,
             epoch=g.epoch,
-            state=scrub_group_state(g.to_bytes()),
+            state=g.to_bytes(),
             meta=entry.meta(),
             previous=entry.previous,
         )
@@ -545,7 +516,7 @@ class ChatClient:
             leaves.extend(found)
         if extensions is not None:
             extensions = with_required_support(extensions)
-        previous = bytes(cbor2.dumps([scrub_group_state(group.to_bytes()), entry.meta()]))
+        previous = bytes(cbor2.dumps([group.to_bytes(), entry.meta()]))
         old_timer = timer_of(group.extensions)
         out = group.commit(add=add, remove=leaves, extensions=extensions, now=now)
         merged = group.merge_pending_commit()

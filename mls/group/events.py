@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mls.credentials import Credential
 from mls.framing.content import Sender
 from mls.messages.proposals import Proposal, ReInit
 
@@ -27,6 +28,8 @@ class ApplicationMessage:
     authenticated_data: bytes = b""
     #: Ratchet generation of the message key (for ordering diagnostics).
     generation: int = 0
+    #: The sender's credential in the epoch the message was sent in.
+    credential: Credential | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -140,7 +140,7 @@ from mls.schedule.key_schedule import (
 from mls.schedule.psk import psk_secret
 from mls.schedule.secret_tree import SecretTree
 from mls.schedule.transcript import next_interim_transcript_hash
-from mls.tree.nodes import UpdatePath
+from mls.tree.nodes import LeafNode, UpdatePath
 from mls.tree.ratchet_tree import RatchetTree, TreeDiff
 from mls.tree.treekem import (
     PreparedPath,
@@ -196,8 +196,8 @@ class _PastEpoch:
     context: GroupContext
     secret_tree: SecretTree
     sender_data_secret: bytes = field(repr=False)
-    #: Signature keys of leaves that changed since that epoch (leaf -> old key, None = blank).
-    signature_keys: dict[int, bytes | None] = field(default_factory=dict)
+    #: Leaves that changed since that epoch (leaf index -> its LeafNode then, None = blank).
+    leaves: dict[int, LeafNode | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -220,8 +220,8 @@ class _Epoch:
     self_removed: bool = False
     external: bool = False
     extensions_changed: bool = False
-    #: Leaf -> old signature key for leaves this commit changed (late-message verification).
-    old_signature_keys: dict[int, bytes | None] = field(default_factory=dict)
+    #: Leaf -> its LeafNode before this commit, for leaves it changed (late messages).
+    old_leaves: dict[int, LeafNode | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +236,7 @@ class _AppliedProposals:
     external_init: ExternalInit | None
     reinit: ReInit | None
     path_required: bool
-    old_signature_keys: dict[int, bytes | None]
+    old_leaves: dict[int, LeafNode | None]
     own_update_key: bytes | None
     custom: tuple[CustomProposal, ...] = ()
 
@@ -253,6 +253,7 @@ class Group:
         config: GroupConfig,
         epoch: _Epoch,
         identity: IdentityProvider | None = None,
+        secret_tree: SecretTree | None = None,
     ) -> None:
         if not isinstance(epoch.tree, RatchetTree):
             raise InternalError("a group is built on a merged tree")
@@ -263,10 +264,10 @@ class Group:
         self._context = epoch.context
         self._tree: RatchetTree = epoch.tree
         self._private = epoch.private
-        self._secrets = epoch.secrets
         self._interim = epoch.interim_transcript_hash
         self._confirmation_tag = epoch.confirmation_tag
-        self._secret_tree = self._new_secret_tree(epoch)
+        self._secret_tree = secret_tree or self._new_secret_tree(epoch)
+        self._secrets = _scrubbed(epoch.secrets)
         self._status = GroupStatus.OPERATIONAL
         self._proposals: OrderedDict[bytes, _CachedProposal] = OrderedDict()
         self._pending: tuple[_Epoch, CommitOutput] | None = None
@@ -701,11 +702,11 @@ class Group:
         diff = applied.diff
         prepared: PreparedPath | None = None
         private = self._private.pruned(diff)
-        old_keys = dict(applied.old_signature_keys)
+        old_keys = dict(applied.old_leaves)
         if use_path:
             leaf_template = self._tree.leaf(me)
             assert leaf_template is not None
-            old_keys.setdefault(me, leaf_template.signature_key)
+            old_keys.setdefault(me, leaf_template)
             prepared = prepare_update_path(
                 cs, diff, me, leaf_template, self._client.signature_private_key, self.group_id
             )
@@ -771,7 +772,7 @@ class Group:
             has_path=prepared is not None,
             reinit=applied.reinit,
             extensions_changed=applied.extensions != self._context.extensions,
-            old_signature_keys=old_keys,
+            old_leaves=old_keys,
         )
         # A GroupInfo costs a signature and, with the tree, O(n) encoding: only on request.
         gi_bytes = (
@@ -936,7 +937,7 @@ class Group:
         )
         diff = tree.diff()
         extensions = self._context.extensions
-        old_keys: dict[int, bytes | None] = {}
+        old_keys: dict[int, LeafNode | None] = {}
         path_required = False
         own_update_key: bytes | None = None
         gce = [e.proposal for e in entries if isinstance(e.proposal, GroupContextExtensions)]
@@ -956,7 +957,7 @@ class Group:
                 old = diff.leaf(i)
                 if old is None:
                     raise InvalidUpdate(f"Update from blank leaf {i}")
-                old_keys[i] = old.signature_key
+                old_keys[i] = old
                 diff.update_leaf(i, p.leaf_node)
                 updated.append(i)
                 if i == self.own_leaf_index and e.ref is not None:
@@ -969,7 +970,7 @@ class Group:
                 old = diff.leaf(p.removed) if p.removed < diff.n_leaves else None
                 if old is None:
                     raise ValidationError(f"Remove of blank leaf {p.removed}")
-                old_keys.setdefault(p.removed, old.signature_key)
+                old_keys.setdefault(p.removed, old)
                 diff.remove_leaf(p.removed)
                 removed.append(p.removed)
         added: list[int] = []
@@ -1016,7 +1017,7 @@ class Group:
             external_init=ext_init,
             reinit=reinit,
             path_required=path_required,
-            old_signature_keys=old_keys,
+            old_leaves=old_keys,
             own_update_key=own_update_key,
             custom=tuple(c for c in customs if isinstance(c, CustomProposal)),
         )
@@ -1095,9 +1096,11 @@ class Group:
             raise InvalidSender("a PrivateMessage sender must be a member (§6.3)")
         if sender.index == self.own_leaf_index and past is None:
             raise InvalidSender("a member does not process its own PrivateMessage")
-        key = self._member_signature_key(sender.index, past)
-        auth.verify(cs, key, ctx)
-        return self._dispatch(auth, now, lambda: tree.confirm_receive(pending), past)
+        sender_leaf = self._member_leaf(sender.index, past)
+        auth.verify(cs, sender_leaf.signature_key, ctx)
+        return self._dispatch(
+            auth, now, lambda: tree.confirm_receive(pending), past, sender_leaf.credential
+        )
 
     def _process_public(self, msg: PublicMessage, now: int | None) -> Event:
         content = msg.content
@@ -1120,7 +1123,7 @@ class Group:
         if st == SenderType.member:
             if sender.index == self.own_leaf_index:
                 raise InvalidSender("a member does not process its own handshake message")
-            auth.verify(cs, self._member_signature_key(sender.index, None), self._context)
+            auth.verify(cs, self._member_leaf(sender.index, None).signature_key, self._context)
         elif st == SenderType.external:
             senders = ExternalSenders.find(self._context.extensions)
             if senders is None or sender.index >= len(senders.senders):
@@ -1146,24 +1149,25 @@ class Group:
 
     def _leaf_checker(self, past: _PastEpoch | None) -> Callable[[int], bool]:
         def is_member(leaf_index: int) -> bool:
-            if past is not None and leaf_index in past.signature_keys:
-                return past.signature_keys[leaf_index] is not None
+            if past is not None and leaf_index in past.leaves:
+                return past.leaves[leaf_index] is not None
             return 0 <= leaf_index < self._tree.n_leaves and self._tree.leaf(leaf_index) is not None
 
         return is_member
 
-    def _member_signature_key(self, leaf_index: int, past: _PastEpoch | None) -> bytes:
-        if past is not None and leaf_index in past.signature_keys:
-            key = past.signature_keys[leaf_index]
-            if key is None:
+    def _member_leaf(self, leaf_index: int, past: _PastEpoch | None) -> LeafNode:
+        """The sender's LeafNode in the current epoch or, for a late message, in ``past``."""
+        if past is not None and leaf_index in past.leaves:
+            then = past.leaves[leaf_index]
+            if then is None:
                 raise UnknownSender(f"leaf {leaf_index} was blank in epoch {past.context.epoch}")
-            return key
+            return then
         if not 0 <= leaf_index < self._tree.n_leaves:
             raise UnknownSender(f"leaf {leaf_index} is outside the tree")
         leaf = self._tree.leaf(leaf_index)
         if leaf is None:
             raise UnknownSender(f"leaf {leaf_index} is blank")
-        return leaf.signature_key
+        return leaf
 
     def _dispatch(
         self,
@@ -1171,6 +1175,7 @@ class Group:
         now: int | None,
         accept: object,
         past: _PastEpoch | None,
+        credential: Credential | None = None,
     ) -> Event:
         content = auth.content
         body = content.content
@@ -1180,6 +1185,7 @@ class Group:
                 epoch=content.epoch,
                 data=body,
                 authenticated_data=content.authenticated_data,
+                credential=credential,
             )
             _run(accept)
             return event
@@ -1259,7 +1265,7 @@ class Group:
         elif me in applied.updated:
             raise InvalidUpdate("an Update of our leaf that we did not propose")
         private = private.pruned(diff) if not self_removed else private
-        old_keys = dict(applied.old_signature_keys)
+        old_keys = dict(applied.old_leaves)
         commit_secret: bytes | None = None
         init_secret = self._secrets.init_secret
         if external:
@@ -1284,10 +1290,14 @@ class Group:
                     assert old_leaf is not None
                     if not self._identity.same_client(old_leaf, path.leaf_node):
                         raise InvalidExternalInit("an external commit removes another member")
+                    # §12.4.3.2: the path leaf meets the criteria of an Update of the removed
+                    # leaf, so its encryption key is a new one (§7.3).
+                    if path.leaf_node.encryption_key == old_leaf.encryption_key:
+                        raise InvalidUpdate("the resync leaf keeps the removed leaf's key")
             assert committer is not None
             old_committer = self._tree.leaf(committer) if committer < self._tree.n_leaves else None
             if old_committer is not None:
-                old_keys.setdefault(committer, old_committer.signature_key)
+                old_keys.setdefault(committer, old_committer)
                 # §12.4.2: the new leaf's encryption key differs from the committer's old one.
                 if path.leaf_node.encryption_key == old_committer.encryption_key:
                     raise InvalidUpdate("the commit leaf keeps the committer's encryption key")
@@ -1359,7 +1369,7 @@ class Group:
             reinit=applied.reinit,
             external=external,
             extensions_changed=applied.extensions != self._context.extensions,
-            old_signature_keys=old_keys,
+            old_leaves=old_keys,
         )
 
     def _external_init_secret(self, ext: ExternalInit) -> bytes:
@@ -1392,22 +1402,22 @@ class Group:
                 context=self._context,
                 secret_tree=self._secret_tree,
                 sender_data_secret=self._secrets.sender_data_secret,
-                signature_keys={},
+                leaves={},
             )
             for past in self._past.values():
-                for leaf, key in staged.old_signature_keys.items():
-                    past.signature_keys.setdefault(leaf, key)
+                for leaf, node in staged.old_leaves.items():
+                    past.leaves.setdefault(leaf, node)
             while len(self._past) > self._config.past_epochs:
                 self._past.popitem(last=False)
         tree = diff.merge()
         self._tree = tree
         self._context = staged.context
         self._private = staged.private
-        self._secrets = staged.secrets
         self._interim = staged.interim_transcript_hash
         self._confirmation_tag = staged.confirmation_tag
         staged.tree = tree
         self._secret_tree = self._new_secret_tree(staged)
+        self._secrets = _scrubbed(staged.secrets)
         self._proposals.clear()
         self._pending = None
         self._resumption[self.epoch] = self._secrets.resumption_psk
@@ -1982,3 +1992,11 @@ def _check_joinable(client: Client, ctx: GroupContext) -> None:
             raise UnsupportedCapability(f"the group uses extension type {t:#06x} we do not support")
     if ctx.cipher_suite not in caps.cipher_suites:
         raise UnsupportedCapability(f"the group uses cipher suite {ctx.cipher_suite}")
+
+
+def _scrubbed(secrets: EpochSecrets) -> EpochSecrets:
+    """The epoch secrets a member keeps once the epoch is set up (§9.2 forward secrecy):
+    ``encryption_secret`` would re-derive every message key of the epoch, consumed ones
+    included, and ``joiner_secret``/``welcome_secret`` lead to it; the secret tree holds what
+    is still needed."""
+    return replace(secrets, joiner_secret=b"", welcome_secret=b"", encryption_secret=b"")

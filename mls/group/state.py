@@ -3,7 +3,7 @@
 A versioned CBOR map (``cbor2``) holding the wire encodings of the protocol structs and the
 secrets a member still holds: nothing that forward secrecy says is gone is written (consumed
 ratchet keys are absent from the secret tree's own encoding, §9.2). A pending (unmerged) commit
-is not part of the state: it must be merged or cleared first, as the delivery service decides.
+is not part of the state: the caller keeps its CommitOutput until the delivery service decides.
 
 These bytes are as sensitive as the keys they hold; the application stores them encrypted.
 """
@@ -18,14 +18,14 @@ import cbor2
 from mls.codec import Buffer, Writer, decode, encode
 from mls.credentials import Credential
 from mls.crypto import CipherSuite, get_suite
-from mls.errors import DecodeError, MLSError, UsageError
+from mls.errors import DecodeError, MLSError
 from mls.group.config import GroupConfig
 from mls.messages.key_package import KeyPackage
 from mls.messages.proposals import ReInit, pull_proposal, push_proposal
 from mls.schedule.group_context import GroupContext
 from mls.schedule.key_schedule import EpochSecrets
 from mls.schedule.secret_tree import SecretTree
-from mls.tree.nodes import Capabilities
+from mls.tree.nodes import Capabilities, LeafNode
 from mls.tree.ratchet_tree import RatchetTree
 from mls.tree.treekem import TreePrivate
 
@@ -115,8 +115,8 @@ def group_to_bytes(group: Any) -> bytes:
     from mls.group.group import Group
 
     assert isinstance(group, Group)
-    if group._pending is not None:
-        raise UsageError("merge or clear the pending commit before saving the group")
+    # A pending commit is not persisted: the state is the current epoch (with the handshake
+    # ratchet already past the commit's key), and the caller keeps the CommitOutput.
     priv = group._private
     proposals = []
     for ref, cached in group._proposals.items():
@@ -129,7 +129,7 @@ def group_to_bytes(group: Any) -> bytes:
             p.context.to_bytes(),
             p.secret_tree.to_bytes(),
             p.sender_data_secret,
-            [[leaf, key] for leaf, key in p.signature_keys.items()],
+            [[leaf, n.to_bytes() if n is not None else None] for leaf, n in p.leaves.items()],
         ]
         for ep, p in group._past.items()
     ]
@@ -184,8 +184,14 @@ def _group_from_obj(obj: dict[str, Any], client: Any, identity: Any) -> Any:
         interim_transcript_hash=bytes(obj["interim"]),
         confirmation_tag=bytes(obj["tag"]),
     )
-    group = Group(client=client, cs=cs, config=config, epoch=epoch, identity=identity)
-    group._secret_tree = SecretTree.from_bytes(cs, obj["secret_tree"])
+    group = Group(
+        client=client,
+        cs=cs,
+        config=config,
+        epoch=epoch,
+        identity=identity,
+        secret_tree=SecretTree.from_bytes(cs, obj["secret_tree"]),
+    )
     group._status = GroupStatus(obj["status"])
     group._reinit = decode(ReInit, obj["reinit"]) if obj["reinit"] is not None else None
     for ref, pbytes, sbytes, ukey in obj["proposals"]:
@@ -202,7 +208,9 @@ def _group_from_obj(obj: dict[str, Any], client: Any, identity: Any) -> Any:
             context=decode(GroupContext, ctx_bytes),
             secret_tree=SecretTree.from_bytes(cs, st_bytes),
             sender_data_secret=bytes(sds),
-            signature_keys={int(leaf): (bytes(k) if k is not None else None) for leaf, k in keys},
+            leaves={
+                int(leaf): (decode(LeafNode, n) if n is not None else None) for leaf, n in keys
+            },
         )
     group._resumption.clear()
     for ep, s in obj["resumption"]:

@@ -27,6 +27,8 @@ from mls.crypto import CipherSuite
 from mls.errors import (
     BadSignature,
     DuplicateAdd,
+    DuplicateEncryptionKey,
+    DuplicateSignatureKey,
     InvalidCredential,
     InvalidExternalInit,
     InvalidGroupContextExtensions,
@@ -40,7 +42,7 @@ from mls.errors import (
     UnsupportedCapability,
     UnsupportedCredential,
 )
-from mls.extensions import Extension, RequiredCapabilities
+from mls.extensions import Extension, ExternalSenders, RequiredCapabilities
 from mls.framing.content import Sender
 from mls.messages.key_package import KeyPackage
 from mls.messages.proposals import (
@@ -129,8 +131,11 @@ class BasicIdentityProvider:
 def check_required_capabilities(leaf: LeafNode, extensions: Iterable[Extension]) -> None:
     """§7.3/§11.1: the leaf supports every type the group's required_capabilities lists."""
     req = RequiredCapabilities.find(extensions)
-    if req is None:
-        return
+    if req is not None:
+        _check_required(leaf, req)
+
+
+def _check_required(leaf: LeafNode, req: RequiredCapabilities) -> None:
     caps = leaf.capabilities
     for t in req.extension_types:
         if t not in DEFAULT_EXTENSION_TYPES and t not in caps.extensions:
@@ -157,7 +162,8 @@ def validate_leaf_node(
     replaces: int | None = None,
 ) -> None:
     """Leaf node validation (§7.3) of a leaf about to enter ``tree``, with the group's
-    required capabilities (see :func:`mls.tree.validation.validate_leaf_node`)."""
+    required capabilities (see :func:`mls.tree.validation.validate_leaf_node`) and its
+    GroupContext extensions."""
     tree_validate_leaf_node(
         cs,
         leaf,
@@ -170,6 +176,13 @@ def validate_leaf_node(
         identity=identity,
         now=now,
     )
+    # RFC 9420 §13.4: a new member's capabilities "MUST indicate support for each extension in
+    # the GroupContext"; so must an Update's or a commit's new leaf, as every extension in use
+    # must be supported by all members.
+    for ext in group_extensions:
+        t = ext.extension_type
+        if t not in DEFAULT_EXTENSION_TYPES and t not in leaf.capabilities.extensions:
+            raise UnsupportedCapability(f"the leaf does not support group extension type {t:#06x}")
 
 
 def validate_key_package(
@@ -305,17 +318,24 @@ def validate_psk_id(cs: CipherSuite, proposal: PreSharedKey, *, allow_usage: int
 def validate_gce(proposal: GroupContextExtensions, tree: TreeView) -> None:
     """§12.1.7: every current member supports the new required capabilities and every
     non-default extension type in the new GroupContext extensions."""
+    # §12.1.8.1: the external_senders extension must parse (MalformedExtension), or no external
+    # proposal could ever be verified in the new epoch. required_capabilities is parsed here too.
+    ExternalSenders.find(proposal.extensions)
     req = RequiredCapabilities.find(proposal.extensions)
+    custom = [
+        e.extension_type
+        for e in proposal.extensions
+        if e.extension_type not in DEFAULT_EXTENSION_TYPES
+    ]
     for _, leaf in tree.iter_leaves():
-        try:
-            check_required_capabilities(leaf, proposal.extensions)
-        except MissingRequiredCapability as exc:
-            raise InvalidGroupContextExtensions(str(exc)) from exc
-        for ext in proposal.extensions:
-            t = ext.extension_type
-            if t not in DEFAULT_EXTENSION_TYPES and t not in leaf.capabilities.extensions:
+        if req is not None:
+            try:
+                _check_required(leaf, req)
+            except MissingRequiredCapability as exc:
+                raise InvalidGroupContextExtensions(str(exc)) from exc
+        for t in custom:
+            if t not in leaf.capabilities.extensions:
                 raise UnsupportedCapability(f"a member does not support extension type {t}")
-    del req
 
 
 def validate_proposal_list(
@@ -378,6 +398,25 @@ def validate_proposal_list(
         holder = tree.find_signature_key(a.signature_key)
         if holder is not None and holder not in removed:
             raise DuplicateAdd(f"Add of a client already in the group at leaf {holder}")
+    # RFC 9420 §12.2: the list is invalid if "after processing the Commit the ratchet tree is
+    # invalid" (§7.3: unique keys). Each new leaf was checked against the current tree on its
+    # own; the leaves this commit brings in (Adds, Updates) must not share keys either.
+    enc_keys: set[bytes] = set()
+    sig_keys: set[bytes] = set()
+    for e in entries:
+        p = e.proposal
+        if isinstance(p, Update):
+            new_leaf = p.leaf_node
+        elif isinstance(p, Add):
+            new_leaf = p.key_package.leaf_node
+        else:
+            continue
+        if new_leaf.encryption_key in enc_keys:
+            raise DuplicateEncryptionKey("two leaves of the commit share an encryption key")
+        enc_keys.add(new_leaf.encryption_key)
+        if new_leaf.signature_key in sig_keys:
+            raise DuplicateSignatureKey("two leaves of the commit share a signature key")
+        sig_keys.add(new_leaf.signature_key)
 
 
 def _validate_external_list(entries: Sequence[ProposalEntry]) -> None:
