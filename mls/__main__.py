@@ -1,4 +1,10 @@
-"""Command line: ``python -m mls vectors run ...`` (conformance), later ``interop`` and ``demo``."""
+"""Command line of ``mls``.
+
+- ``python -m mls vectors run [PATH ...] [--json]``: the conformance run over the official vectors;
+- ``python -m mls interop``: the interop driver (JSON lines on stdin/stdout);
+- ``python -m mls demo``: group chat and a group call end to end, with an in-process delivery
+  service.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_interop(args[1:])
     print(
-        "usage: python -m mls vectors run [PATH ...] [--json]",
+        "usage: python -m mls vectors run [PATH ...] [--json]\n"
+        "       python -m mls interop\n"
+        "       python -m mls demo",
         file=sys.stderr,
     )
     return 2
