@@ -883,11 +883,6 @@ def test_commit_add_of_existing_member_with_its_remove_is_valid(h: GroupHarness)
     h.members.clear()  # the forger did not follow its own commit
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: Adds are compared with members by signature key only, not by "
-    "IdentityProvider.same_client (needs an identity index in RatchetTree; docs/validation.md)",
-)
 def test_commit_add_of_identity_already_member() -> None:
     # A new client with member 2's Basic identity but a fresh signature key: the same client
     # to the application (BasicIdentityProvider.same_client), so §12.2 forbids the Add.
@@ -1706,11 +1701,6 @@ def test_group_info_signer_not_a_member(h: GroupHarness, signer: int) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="imprecise: Group._tree_for raises InvalidWelcome for an external join "
-    "(should be InvalidGroupInfo; docs/validation.md)",
-)
 def test_group_info_without_ratchet_tree(h: GroupHarness) -> None:
     eve = _joiner(h)
     reject_join(
@@ -1769,15 +1759,8 @@ def test_join_reinit_valid() -> None:
     assert old.join_reinit(client, w, now=NOW).group_id == b"reborn"
 
 
-KP_CONSUMED = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="gap: join_reinit/join_branch check after Group.join consumed the KeyPackage, so a "
-    "rejected Welcome burns it (docs/validation.md)",
-)
 
 
-@KP_CONSUMED
 @pytest.mark.parametrize(
     "kw",
     [
@@ -1812,13 +1795,11 @@ def test_join_branch_valid() -> None:
     assert old.join_branch(client, w, now=NOW).group_id == b"branch"
 
 
-@KP_CONSUMED
 def test_join_branch_without_branch_psk() -> None:
     old, client, w = _branch_welcome(psk=False)
     reject_join(client, lambda: old.join_branch(client, w, now=NOW), InvalidPSK)
 
 
-@KP_CONSUMED
 def test_join_branch_stranger_in_subgroup() -> None:
     old, client, w = _branch_welcome(creator="stranger")
     reject_join(client, lambda: old.join_branch(client, w, now=NOW), InvalidWelcome)

@@ -65,6 +65,7 @@ from mls.errors import (
     InvalidContent,
     InvalidContentType,
     InvalidState,
+    InvalidWelcome,
     PeerError,
     UsageError,
     WrongGroup,
@@ -462,12 +463,20 @@ class ChatClient:
     ) -> Joined:
         """Join a group from a Welcome; the used KeyPackage's private keys are deleted in the
         same transaction that stores the group."""
+
+        def unique(joined: Group) -> None:
+            # RFC 9420 §12.4.3.1: the group_id is unique among the groups we take part in.
+            current = self._groups.get(joined.group_id)
+            if current is not None and current.group.status is GroupStatus.OPERATIONAL:
+                raise InvalidWelcome("we are already a member of a group with this group_id")
+
         group = Group.join(
             self._client,
             welcome,
             ratchet_tree=ratchet_tree,
             config=self._config.group_config,
             now=now,
+            check=unique,
         )
         gid = group.group_id
         old = self._groups.get(gid)

@@ -49,6 +49,7 @@ from mls.errors import (
     InvalidGroupInfo,
     InvalidPSK,
     InvalidReInit,
+    InvalidRemove,
     InvalidSender,
     InvalidState,
     InvalidUpdate,
@@ -97,7 +98,9 @@ from mls.group.validation import (
     BasicIdentityProvider,
     IdentityProvider,
     ProposalEntry,
+    build_client_index,
     check_custom_supported,
+    update_client_index,
     validate_leaf_node,
     validate_proposal,
     validate_proposal_list,
@@ -279,6 +282,7 @@ class Group:
         # one a joiner's Welcome used.
         self._linked: tuple[PreSharedKeyID, bytes] | None = None
         self._joined_with: PreSharedKeyID | None = None
+        self._clients: dict[bytes, set[int]] | None = None
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -933,7 +937,14 @@ class Group:
         """Validate a proposal list (§12.2) and apply it to a diff of the tree (§12.3)."""
         tree = self._tree
         validate_proposal_list(
-            entries, committer=committer, external=external, tree=tree, identity=self._identity
+            entries,
+            committer=committer,
+            external=external,
+            tree=tree,
+            identity=self._identity,
+            client_index=self._client_index()
+            if any(isinstance(e.proposal, Add) for e in entries)
+            else None,
         )
         diff = tree.diff()
         extensions = self._context.extensions
@@ -969,7 +980,7 @@ class Group:
             if isinstance(p, Remove):
                 old = diff.leaf(p.removed) if p.removed < diff.n_leaves else None
                 if old is None:
-                    raise ValidationError(f"Remove of blank leaf {p.removed}")
+                    raise InvalidRemove(f"Remove of blank leaf {p.removed}")
                 old_keys.setdefault(p.removed, old)
                 diff.remove_leaf(p.removed)
                 removed.append(p.removed)
@@ -1154,6 +1165,13 @@ class Group:
             return 0 <= leaf_index < self._tree.n_leaves and self._tree.leaf(leaf_index) is not None
 
         return is_member
+
+    def _client_index(self) -> dict[bytes, set[int]] | None:
+        """Client key -> member leaves (§12.2 duplicate-Add check), built on first use (O(n))
+        and then kept up to date per commit (O(changes))."""
+        if self._clients is None:
+            self._clients = build_client_index(self._identity, self._tree)
+        return self._clients
 
     def _member_leaf(self, leaf_index: int, past: _PastEpoch | None) -> LeafNode:
         """The sender's LeafNode in the current epoch or, for a late message, in ``past``."""
@@ -1411,6 +1429,8 @@ class Group:
                 self._past.popitem(last=False)
         tree = diff.merge()
         self._tree = tree
+        if self._clients is not None:
+            update_client_index(self._clients, self._identity, staged.old_leaves, tree)
         self._context = staged.context
         self._private = staged.private
         self._interim = staged.interim_transcript_hash
@@ -1531,7 +1551,24 @@ class Group:
         r = self._reinit
         if self._status is not GroupStatus.REINIT or r is None:
             raise InvalidState("no ReInit was committed in this group")
-        group = Group.join(
+
+        def check(group: Group) -> None:
+            used = group._joined_with
+            if used is None or used.usage != ResumptionPSKUsage.reinit:
+                raise InvalidReInit("the Welcome does not carry this group's reinit PSK")
+            ctx = group.context
+            if (
+                ctx.group_id != r.group_id
+                or ctx.version != r.version
+                or ctx.cipher_suite != r.cipher_suite
+                or tuple(ctx.extensions) != tuple(r.extensions)
+            ):
+                raise InvalidReInit("the new group does not match the ReInit proposal (§12.4.3.1)")
+            # §12.4.3.1: all members of the old group are members of the new one.
+            if not _all_matched(self._identity, self._tree, group.tree):
+                raise InvalidReInit("a member of the old group is missing from the new group")
+
+        return Group.join(
             client,
             welcome,
             ratchet_tree=ratchet_tree,
@@ -1539,24 +1576,8 @@ class Group:
             identity=self._identity,
             now=now,
             resumption_psks={(self.group_id, self.epoch): self._secrets.resumption_psk},
+            check=check,
         )
-        used = group._joined_with
-        if used is None or used.usage != ResumptionPSKUsage.reinit:
-            raise InvalidReInit("the Welcome does not carry this group's reinit PSK")
-        ctx = group.context
-        if (
-            ctx.group_id != r.group_id
-            or ctx.version != r.version
-            or ctx.cipher_suite != r.cipher_suite
-            or tuple(ctx.extensions) != tuple(r.extensions)
-        ):
-            raise InvalidReInit("the new group does not match the ReInit proposal (§12.4.3.1)")
-        # §12.4.3.1: all members of the old group are members of the new one.
-        new_leaves = [leaf for _, leaf in group.tree.iter_leaves()]
-        for _, old in self._tree.iter_leaves():
-            if not any(self._identity.same_client(old, n) for n in new_leaves):
-                raise InvalidReInit("a member of the old group is missing from the new group")
-        return group
 
     def join_branch(
         self,
@@ -1568,30 +1589,30 @@ class Group:
         now: int | None = None,
     ) -> Group:
         """Join a subgroup branched from this group (§11.3, §12.4.3.1)."""
-        psks = {(self.group_id, ep): s for ep, s in self._resumption.items()}
-        group = Group.join(
+
+        def check(group: Group) -> None:
+            used = group._joined_with
+            if used is None or used.usage != ResumptionPSKUsage.branch:
+                raise InvalidPSK("the Welcome does not carry a branch PSK of this group")
+            if (
+                group.context.version != self._context.version
+                or group.cipher_suite != self.cipher_suite
+            ):
+                raise InvalidWelcome("a branch keeps the version and cipher suite (§11.3)")
+            # §11.3: every member of the subgroup matches a member of this group.
+            if not _all_matched(self._identity, group.tree, self._tree):
+                raise InvalidWelcome("a subgroup member is not a member of the parent group")
+
+        return Group.join(
             client,
             welcome,
             ratchet_tree=ratchet_tree,
             config=config or self._config,
             identity=self._identity,
             now=now,
-            resumption_psks=psks,
+            resumption_psks={(self.group_id, ep): s for ep, s in self._resumption.items()},
+            check=check,
         )
-        used = group._joined_with
-        if used is None or used.usage != ResumptionPSKUsage.branch:
-            raise InvalidPSK("the Welcome does not carry a branch PSK of this group")
-        if (
-            group.context.version != self._context.version
-            or group.cipher_suite != self.cipher_suite
-        ):
-            raise InvalidWelcome("a branch keeps the version and cipher suite (§11.3)")
-        # §11.3: every member of the subgroup matches a member of this group.
-        old_leaves = [leaf for _, leaf in self._tree.iter_leaves()]
-        for _, leaf in group.tree.iter_leaves():
-            if not any(self._identity.same_client(leaf, o) for o in old_leaves):
-                raise InvalidWelcome("a subgroup member is not a member of the parent group")
-        return group
 
     # -- proposals from outside the group (§12.1.8) ------------------------------------------
 
@@ -1637,12 +1658,15 @@ class Group:
         identity: IdentityProvider | None = None,
         now: int | None = None,
         resumption_psks: dict[tuple[bytes, int], bytes] | None = None,
+        check: Callable[[Group], None] | None = None,
     ) -> Group:
         """Join from a Welcome (§12.4.3.1). ``ratchet_tree`` is the §12.4.3.3 encoding when the
         Welcome's GroupInfo has no ``ratchet_tree`` extension. ``resumption_psks`` maps
         ``(group_id, epoch)`` to resumption secrets for ReInit/branch Welcomes."""
         try:
-            return cls._join(client, welcome, ratchet_tree, config, identity, now, resumption_psks)
+            return cls._join(
+                client, welcome, ratchet_tree, config, identity, now, resumption_psks, check
+            )
         except MLSError:
             raise
         except Exception as exc:
@@ -1658,6 +1682,7 @@ class Group:
         identity: IdentityProvider | None,
         now: int | None,
         resumption_psks: dict[tuple[bytes, int], bytes] | None,
+        check: Callable[[Group], None] | None = None,
     ) -> Group:
         msg = decode(MLSMessage, welcome_bytes)
         welcome = msg.body
@@ -1729,7 +1754,6 @@ class Group:
         if special:
             if ctx.epoch != 1:
                 raise InvalidWelcome("a reinit/branch Welcome must start at epoch 1 (§12.4.3.1)")
-        client.consume_key_package(entry.new_member)
         epoch = _Epoch(
             context=ctx,
             tree=tree,
@@ -1742,6 +1766,10 @@ class Group:
             client=client, cs=cs, config=config or GroupConfig(), epoch=epoch, identity=ident
         )
         group._joined_with = special[0] if special else None
+        if check is not None:
+            # Extra checks of the caller (ReInit, branch) run before the KeyPackage is spent.
+            check(group)
+        client.consume_key_package(entry.new_member)
         return group
 
     @classmethod
@@ -1751,13 +1779,14 @@ class Group:
         gi: GroupInfo,
         ratchet_tree: bytes | None,
         identity: IdentityProvider,
+        missing: type[ValidationError] = InvalidWelcome,
     ) -> RatchetTree:
         """The group's tree for a joiner, after the checks of §12.4.3.1: the GroupInfo signature
         by its signer's leaf, our support of the group's parameters, and the integrity of the
         tree (tree hash, parent hashes, unmerged leaves, every leaf)."""
         cs = client.suite
         ctx = gi.group_context
-        tree = cls._tree_for(cs, gi, ratchet_tree)
+        tree = cls._tree_for(cs, gi, ratchet_tree, missing)
         signer = tree.leaf(gi.signer) if gi.signer < tree.n_leaves else None
         if signer is None:
             raise InvalidGroupInfo("GroupInfo signer is a blank or unknown leaf")
@@ -1774,12 +1803,17 @@ class Group:
         return tree
 
     @staticmethod
-    def _tree_for(cs: CipherSuite, gi: GroupInfo, ratchet_tree: bytes | None) -> RatchetTree:
+    def _tree_for(
+        cs: CipherSuite,
+        gi: GroupInfo,
+        ratchet_tree: bytes | None,
+        missing: type[ValidationError] = InvalidWelcome,
+    ) -> RatchetTree:
         ext = find_extension(gi.extensions, ExtensionType.ratchet_tree)
         if ext is not None:
             return RatchetTree.decode(cs, ext.extension_data)
         if ratchet_tree is None:
-            raise InvalidWelcome("no ratchet tree: not in the GroupInfo and none supplied")
+            raise missing("no ratchet tree: not in the GroupInfo and none supplied")
         return RatchetTree.decode(cs, ratchet_tree)
 
     @classmethod
@@ -1839,7 +1873,7 @@ class Group:
         if ctx.cipher_suite != cs.suite_id:
             raise InvalidGroupInfo("GroupInfo cipher suite differs from the client's")
         ident = identity or BasicIdentityProvider()
-        tree = cls._verified_tree(client, gi, ratchet_tree, ident)
+        tree = cls._verified_tree(client, gi, ratchet_tree, ident, InvalidGroupInfo)
         ext_pub = ExternalPub.find(gi.extensions)
         if ext_pub is None:
             raise InvalidGroupInfo("GroupInfo has no external_pub extension (§12.4.3.2)")
@@ -2000,3 +2034,16 @@ def _scrubbed(secrets: EpochSecrets) -> EpochSecrets:
     included, and ``joiner_secret``/``welcome_secret`` lead to it; the secret tree holds what
     is still needed."""
     return replace(secrets, joiner_secret=b"", welcome_secret=b"", encryption_secret=b"")
+
+
+def _all_matched(identity: IdentityProvider, members: TreeView, within: TreeView) -> bool:
+    """Every member of ``members`` is the same client as some member of ``within`` (the
+    identity provider decides, §11.2, §11.3); linear when the provider offers client keys."""
+    client_keys = getattr(identity, "client_keys", None)
+    if client_keys is not None:
+        known = {k for _, leaf in within.iter_leaves() for k in client_keys(leaf)}
+        return all(not known.isdisjoint(client_keys(leaf)) for _, leaf in members.iter_leaves())
+    others = [leaf for _, leaf in within.iter_leaves()]
+    return all(
+        any(identity.same_client(leaf, o) for o in others) for _, leaf in members.iter_leaves()
+    )

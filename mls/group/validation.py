@@ -8,7 +8,7 @@ each to its RFC section and its test. The checks read a :class:`~mls.tree.ratche
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -118,14 +118,15 @@ class BasicIdentityProvider:
             )
 
     def same_client(self, a: LeafNode, b: LeafNode) -> bool:
-        if a.signature_key == b.signature_key:
-            return True
-        ca, cb = a.credential, b.credential
-        return (
-            ca.credential_type == CredentialType.basic
-            and cb.credential_type == CredentialType.basic
-            and ca.identity == cb.identity
-        )
+        return not set(self.client_keys(a)).isdisjoint(self.client_keys(b))
+
+    def client_keys(self, leaf: LeafNode) -> tuple[bytes, ...]:
+        """Keys such that two leaves are the same client iff they share one (lets the §12.2
+        duplicate-Add check run in linear time)."""
+        cred = leaf.credential
+        if cred.credential_type == CredentialType.basic:
+            return (b"sig:" + leaf.signature_key, b"id:" + cred.identity)
+        return (b"sig:" + leaf.signature_key,)
 
 
 def check_required_capabilities(leaf: LeafNode, extensions: Iterable[Extension]) -> None:
@@ -345,9 +346,11 @@ def validate_proposal_list(
     external: bool,
     tree: TreeView,
     identity: IdentityProvider,
+    client_index: Mapping[bytes, set[int]] | None = None,
 ) -> None:
     """Proposal list validation (§12.2). ``committer`` is the committer's leaf index (None for
-    an external commit, whose leaf is not yet assigned)."""
+    an external commit, whose leaf is not yet assigned). ``client_index`` maps the identity
+    provider's client keys to the leaves holding them (see :func:`build_client_index`)."""
     if external:
         _validate_external_list(entries)
     updated_or_removed: set[int] = set()
@@ -391,13 +394,28 @@ def validate_proposal_list(
             if not external:
                 raise InvalidExternalInit("ExternalInit in a regular commit")
     # Duplicate Adds, and Adds of existing members not being removed (§12.2).
-    for i, a in enumerate(adds):
-        for b in adds[i + 1 :]:
-            if identity.same_client(a, b):
-                raise DuplicateAdd("two Adds for the same client")
+    client_keys = getattr(identity, "client_keys", None)
+    if client_keys is not None:
+        # O(k): two leaves are the same client iff they share a client key.
+        seen: set[bytes] = set()
+        for a in adds:
+            for key in client_keys(a):
+                if key in seen:
+                    raise DuplicateAdd("two Adds for the same client")
+                seen.add(key)
+    else:
+        for i, a in enumerate(adds):
+            for b in adds[i + 1 :]:
+                if identity.same_client(a, b):
+                    raise DuplicateAdd("two Adds for the same client")
+    for a in adds:
         holder = tree.find_signature_key(a.signature_key)
         if holder is not None and holder not in removed:
             raise DuplicateAdd(f"Add of a client already in the group at leaf {holder}")
+        if client_index is not None and client_keys is not None:
+            for key in client_keys(a):
+                if client_index.get(key, set()) - removed:
+                    raise DuplicateAdd("Add of a client already in the group")
     # RFC 9420 §12.2: the list is invalid if "after processing the Commit the ratchet tree is
     # invalid" (§7.3: unique keys). Each new leaf was checked against the current tree on its
     # own; the leaves this commit brings in (Adds, Updates) must not share keys either.
@@ -449,3 +467,39 @@ def check_custom_supported(
             raise UnsupportedCapability(
                 f"member {i} does not support proposal type {proposal_type:#06x}"
             )
+
+
+def build_client_index(identity: IdentityProvider, tree: TreeView) -> dict[bytes, set[int]] | None:
+    """Client key -> leaves holding it, for providers that define client keys (else None)."""
+    client_keys = getattr(identity, "client_keys", None)
+    if client_keys is None:
+        return None
+    index: dict[bytes, set[int]] = {}
+    for i, leaf in tree.iter_leaves():
+        for key in client_keys(leaf):
+            index.setdefault(key, set()).add(i)
+    return index
+
+
+def update_client_index(
+    index: dict[bytes, set[int]],
+    identity: IdentityProvider,
+    changed: Mapping[int, LeafNode | None],
+    tree: TreeView,
+) -> None:
+    """Update ``index`` for leaves a commit changed (``changed`` maps each to its old leaf)."""
+    client_keys = getattr(identity, "client_keys", None)
+    if client_keys is None:
+        return
+    for i, old in changed.items():
+        if old is not None:
+            for key in client_keys(old):
+                holders = index.get(key)
+                if holders is not None:
+                    holders.discard(i)
+                    if not holders:
+                        del index[key]
+        new = tree.leaf(i) if i < tree.n_leaves else None
+        if new is not None:
+            for key in client_keys(new):
+                index.setdefault(key, set()).add(i)

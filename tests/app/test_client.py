@@ -317,3 +317,26 @@ def test_refused_inbox_entries_are_acknowledged(world: World) -> None:
         bob.receive(foreign.data, now=w.now, seq=start + 2)
     # Stored: a restart does not fetch them again.
     assert w.reopen("bob").cursor == start + 2
+
+
+def test_welcome_for_a_group_id_we_are_in_is_refused() -> None:
+    # RFC 9420 §12.4.3.1: "verify that the group_id is unique among the groups that the client
+    # is currently participating in". Mallory builds another group under the same group_id.
+    from mls.errors import InvalidWelcome
+    from mls.group import Client, Group
+
+    w = World()
+    w.add("alice")
+    bob = w.add("bob")
+    w.create("alice", ["bob"])
+    w.pump()
+    mallory = Client.create(b"mallory", 1)
+    rogue = Group.create(mallory, GROUP, now=w.now)
+    out = rogue.commit(add=[bob.publish_key_packages(1, now=w.now)[0]], now=w.now)
+    rogue.merge_pending_commit()
+    assert out.welcome is not None
+    refs_before = bob.mls_client.key_package_refs()
+    with pytest.raises(InvalidWelcome):
+        bob.join(out.welcome, now=w.now, ratchet_tree=rogue.export_tree())
+    assert bob.mls_client.key_package_refs() == refs_before  # the KeyPackage is not spent
+    assert bob.group(GROUP).epoch == 1
