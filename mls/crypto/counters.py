@@ -31,11 +31,34 @@ _EXTRA_FIELDS = (
 class Counters:
     """Counts of primitive calls (and of their input bytes) while ``enabled``."""
 
-    __slots__ = ("enabled", *_FIELDS, *_EXTRA_FIELDS)
+    __slots__ = (
+        "aead_open",
+        "aead_open_bytes",
+        "aead_seal",
+        "aead_seal_bytes",
+        "derive_key_pair",
+        "enabled",
+        "hash",
+        "hash_bytes",
+        "hpke_open",
+        "hpke_seal",
+        "kdf_expand",
+        "kdf_extract",
+        "mac",
+        "mac_bytes",
+        "sign",
+        "sign_bytes",
+        "verify",
+        "verify_bytes",
+    )
 
     def __init__(self) -> None:
         self.enabled = False
-        self.reset()
+        self.hpke_seal = self.hpke_open = self.derive_key_pair = self.sign = self.verify = 0
+        self.sign_bytes = self.verify_bytes = 0
+        self.hash = self.hash_bytes = self.mac = self.mac_bytes = 0
+        self.kdf_extract = self.kdf_expand = 0
+        self.aead_seal = self.aead_seal_bytes = self.aead_open = self.aead_open_bytes = 0
 
     def reset(self) -> None:
         """Set every count back to zero (``enabled`` is left as it is)."""

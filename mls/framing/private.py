@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Self
 
-from mls.codec.buffer import Buffer, Writer
+from mls.codec.buffer import Buffer, Writer, encode_varint
 from mls.constants import ContentType
 from mls.errors import BadPadding, DecodeError, UsageError
 from mls.framing.content import (
@@ -28,9 +28,45 @@ __all__ = [
     "SenderData",
     "SenderDataAAD",
     "PrivateContentAAD",
+    "encode_content_aad",
+    "encode_sender_data",
+    "encode_sender_data_aad",
 ]
 
 _CONTENT_TYPES = (ContentType.application, ContentType.proposal, ContentType.commit)
+
+
+def _opaque(data: bytes) -> bytes:
+    n = len(data)
+    return (bytes((n,)) if n < 0x40 else encode_varint(n)) + data
+
+
+# The AADs and SenderData are encoded for every application message sent or received: they are
+# built by concatenation, once per message, rather than through a Writer.
+
+
+def encode_sender_data(leaf_index: int, generation: int, reuse_guard: bytes) -> bytes:
+    """The encoded SenderData (§6.3.2), as :meth:`SenderData.to_bytes`."""
+    if len(reuse_guard) != 4:
+        raise UsageError("reuse_guard is exactly 4 bytes")
+    return leaf_index.to_bytes(4, "big") + generation.to_bytes(4, "big") + reuse_guard
+
+
+def encode_sender_data_aad(group_id: bytes, epoch: int, content_type: int) -> bytes:
+    """The encoded SenderDataAAD (§6.3.2), as :meth:`SenderDataAAD.to_bytes`."""
+    return _opaque(group_id) + epoch.to_bytes(8, "big") + bytes((content_type,))
+
+
+def encode_content_aad(
+    group_id: bytes, epoch: int, content_type: int, authenticated_data: bytes
+) -> bytes:
+    """The encoded PrivateContentAAD (§6.3.1), as :meth:`PrivateContentAAD.to_bytes`."""
+    return (
+        _opaque(group_id)
+        + epoch.to_bytes(8, "big")
+        + bytes((content_type,))
+        + _opaque(authenticated_data)
+    )
 
 
 def _pull_content_type(buf: Buffer) -> int:
@@ -63,10 +99,11 @@ class PrivateMessage:
     ciphertext: bytes
 
     def encode(self, w: Writer) -> None:
-        w.push_opaque(self.group_id)
-        w.push_uint64(self.epoch)
-        w.push_uint8(self.content_type)
-        w.push_opaque(self.authenticated_data)
+        w.push_bytes(
+            encode_content_aad(
+                self.group_id, self.epoch, self.content_type, self.authenticated_data
+            )
+        )
         w.push_opaque(self.encrypted_sender_data)
         w.push_opaque(self.ciphertext)
 
@@ -83,18 +120,13 @@ class PrivateMessage:
 
     def sender_data_aad(self) -> bytes:
         """The encoded SenderDataAAD of this message (§6.3.2)."""
-        return SenderDataAAD(
-            group_id=self.group_id, epoch=self.epoch, content_type=self.content_type
-        ).to_bytes()
+        return encode_sender_data_aad(self.group_id, self.epoch, self.content_type)
 
     def content_aad(self) -> bytes:
         """The encoded PrivateContentAAD of this message (§6.3.1)."""
-        return PrivateContentAAD(
-            group_id=self.group_id,
-            epoch=self.epoch,
-            content_type=self.content_type,
-            authenticated_data=self.authenticated_data,
-        ).to_bytes()
+        return encode_content_aad(
+            self.group_id, self.epoch, self.content_type, self.authenticated_data
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,14 +212,10 @@ class SenderData:
             raise UsageError("reuse_guard is exactly 4 bytes")
 
     def encode(self, w: Writer) -> None:
-        w.push_uint32(self.leaf_index)
-        w.push_uint32(self.generation)
-        w.push_bytes(self.reuse_guard)
+        w.push_bytes(self.to_bytes())
 
     def to_bytes(self) -> bytes:
-        w = Writer()
-        self.encode(w)
-        return w.getvalue()
+        return encode_sender_data(self.leaf_index, self.generation, self.reuse_guard)
 
     @classmethod
     def decode(cls, buf: Buffer) -> Self:
@@ -214,14 +242,10 @@ class SenderDataAAD:
     content_type: int
 
     def encode(self, w: Writer) -> None:
-        w.push_opaque(self.group_id)
-        w.push_uint64(self.epoch)
-        w.push_uint8(self.content_type)
+        w.push_bytes(self.to_bytes())
 
     def to_bytes(self) -> bytes:
-        w = Writer()
-        self.encode(w)
-        return w.getvalue()
+        return encode_sender_data_aad(self.group_id, self.epoch, self.content_type)
 
     @classmethod
     def decode(cls, buf: Buffer) -> Self:
@@ -248,15 +272,12 @@ class PrivateContentAAD:
     authenticated_data: bytes
 
     def encode(self, w: Writer) -> None:
-        w.push_opaque(self.group_id)
-        w.push_uint64(self.epoch)
-        w.push_uint8(self.content_type)
-        w.push_opaque(self.authenticated_data)
+        w.push_bytes(self.to_bytes())
 
     def to_bytes(self) -> bytes:
-        w = Writer()
-        self.encode(w)
-        return w.getvalue()
+        return encode_content_aad(
+            self.group_id, self.epoch, self.content_type, self.authenticated_data
+        )
 
     @classmethod
     def decode(cls, buf: Buffer) -> Self:

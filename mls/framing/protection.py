@@ -26,7 +26,6 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeAlias
 
-from mls.codec.wire import decode
 from mls.constants import ContentType, SenderType, WireFormat
 from mls.errors import (
     BadMembershipTag,
@@ -42,11 +41,12 @@ from mls.errors import (
 )
 from mls.framing.content import AuthenticatedContent, FramedContent, Sender
 from mls.framing.private import (
-    PrivateContentAAD,
     PrivateMessage,
     PrivateMessageContent,
     SenderData,
-    SenderDataAAD,
+    encode_content_aad,
+    encode_sender_data,
+    encode_sender_data_aad,
 )
 from mls.framing.public import PublicMessage, membership_tag
 from mls.messages.commit import Commit
@@ -227,26 +227,17 @@ def encrypt_private_message(
     reuse_guard = cs.random(4)
 
     generation, key, nonce = secret_tree.next_send_key(content_type)
-    aad = PrivateContentAAD(
-        group_id=content.group_id,
-        epoch=content.epoch,
-        content_type=content_type,
-        authenticated_data=content.authenticated_data,
-    ).to_bytes()
+    group_id, epoch, ad = content.group_id, content.epoch, content.authenticated_data
+    aad = encode_content_aad(group_id, epoch, content_type, ad)
     ciphertext = cs.aead_seal(key, _guarded_nonce(nonce, reuse_guard), aad, plaintext)
-
-    sender_data = SenderData(
-        leaf_index=sender.index, generation=generation, reuse_guard=reuse_guard
-    ).to_bytes()
+    sender_data = encode_sender_data(sender.index, generation, reuse_guard)
     sd_key, sd_nonce = sender_data_key_nonce(cs, sender_data_secret, ciphertext)
-    sd_aad = SenderDataAAD(
-        group_id=content.group_id, epoch=content.epoch, content_type=content_type
-    ).to_bytes()
+    sd_aad = encode_sender_data_aad(group_id, epoch, content_type)
     return PrivateMessage(
-        group_id=content.group_id,
-        epoch=content.epoch,
+        group_id=group_id,
+        epoch=epoch,
         content_type=content_type,
-        authenticated_data=content.authenticated_data,
+        authenticated_data=ad,
         encrypted_sender_data=cs.aead_seal(sd_key, sd_nonce, sd_aad, sender_data),
         ciphertext=ciphertext,
     )
@@ -267,7 +258,14 @@ def decrypt_sender_data(
         plaintext = cs.aead_open(sd_key, sd_nonce, msg.sender_data_aad(), msg.encrypted_sender_data)
     except DecryptFailed:
         raise BadSenderData("PrivateMessage sender data does not decrypt") from None
-    return decode(SenderData, plaintext)
+    # SenderData is fixed-size (uint32, uint32, opaque[4]): parse it without a Buffer.
+    if len(plaintext) != 12:
+        raise DecodeError(f"SenderData is 12 bytes, got {len(plaintext)}")
+    return SenderData(
+        leaf_index=int.from_bytes(plaintext[:4], "big"),
+        generation=int.from_bytes(plaintext[4:8], "big"),
+        reuse_guard=plaintext[8:],
+    )
 
 
 def _parse_content(plaintext: bytes, content_type: int) -> PrivateMessageContent:

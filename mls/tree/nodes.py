@@ -334,14 +334,28 @@ class ParentNode:
     parent_hash: bytes = b""
     unmerged_leaves: tuple[int, ...] = ()
 
-    def encode(self, w: Writer) -> None:
-        w.push_opaque(self.encryption_key)
-        w.push_opaque(self.parent_hash)
+    def to_bytes(self) -> bytes:
+        """The encoded ParentNode (tree hashes encode every parent of a tree)."""
         leaves = self.unmerged_leaves
-        try:
-            w.push_opaque(struct.pack(f">{len(leaves)}I", *leaves))
-        except struct.error as exc:
-            raise UsageError(f"unmerged leaf index out of range: {exc}") from None
+        if leaves:
+            try:
+                raw = struct.pack(f">{len(leaves)}I", *leaves)
+            except struct.error as exc:
+                raise UsageError(f"unmerged leaf index out of range: {exc}") from None
+        else:
+            raw = b""
+        key, ph = self.encryption_key, self.parent_hash
+        return (
+            _varint_prefix(len(key))
+            + key
+            + _varint_prefix(len(ph))
+            + ph
+            + _varint_prefix(len(raw))
+            + raw
+        )
+
+    def encode(self, w: Writer) -> None:
+        w.push_bytes(self.to_bytes())
 
     @classmethod
     def decode(cls, buf: Buffer) -> Self:
@@ -482,33 +496,91 @@ class HPKECiphertext:
 class UpdatePathNode:
     """RFC 9420 §7.6::
 
-    struct {
-        HPKEPublicKey encryption_key;
-        HPKECiphertext encrypted_path_secret<V>;
-    } UpdatePathNode;
+        struct {
+            HPKEPublicKey encryption_key;
+            HPKECiphertext encrypted_path_secret<V>;
+        } UpdatePathNode;
+
+    A node of a commit to n members holds up to n - 1 ciphertexts, and a commit is encoded
+    several times (signature, transcript hash, framing), so the encoded ciphertext vector is
+    cached: kept from the wire on decode, computed once otherwise.
     """
 
     encryption_key: bytes
     encrypted_path_secret: tuple[HPKECiphertext, ...]
+    _encoded_cts: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def encode(self, w: Writer) -> None:
         w.push_opaque(self.encryption_key)
-        body = Writer()
-        for ct in self.encrypted_path_secret:
-            body.push_opaque(ct.kem_output)
-            body.push_opaque(ct.ciphertext)
-        w.push_opaque(body.getvalue())
+        raw = self._encoded_cts
+        if raw is None:
+            parts: list[bytes] = []
+            for ct in self.encrypted_path_secret:
+                kem, c = ct.kem_output, ct.ciphertext
+                parts += (_varint_prefix(len(kem)), kem, _varint_prefix(len(c)), c)
+            raw = b"".join(parts)
+            object.__setattr__(self, "_encoded_cts", raw)
+        w.push_opaque(raw)
 
     @classmethod
     def decode(cls, buf: Buffer) -> Self:
         encryption_key = buf.pull_opaque()
-        cts: list[HPKECiphertext] = []
-        with buf.pull_block() as end:
-            while buf.position < end:
-                cts.append(
-                    HPKECiphertext(kem_output=buf.pull_opaque(), ciphertext=buf.pull_opaque())
-                )
-        return cls(encryption_key=encryption_key, encrypted_path_secret=tuple(cts))
+        raw = buf.pull_opaque()
+        node = cls(encryption_key=encryption_key, encrypted_path_secret=_pull_ciphertexts(raw))
+        object.__setattr__(node, "_encoded_cts", raw)
+        return node
+
+
+def _varint_prefix(n: int) -> bytes:
+    return bytes((n,)) if n < 0x40 else encode_varint(n)
+
+
+def _pull_ciphertexts(raw: bytes) -> tuple[HPKECiphertext, ...]:
+    """The ``HPKECiphertext`` items of an encoded vector body, in one tight loop (a commit to a
+    sparse tree of n members carries n - 1 of them). Same rules as :meth:`Buffer.pull_opaque`:
+    minimal varints, no 0b11 prefix, no truncation."""
+    out: list[HPKECiphertext] = []
+    append = out.append
+    new = object.__new__
+    setattr_ = object.__setattr__
+    end = len(raw)
+    pos = 0
+    try:
+        while pos < end:
+            # Lengths below 64 (one-byte varints) are the common case: kem_output is Npk bytes
+            # and the ciphertext Nh + 1 + Nt for a 32-byte path secret.
+            n = raw[pos]
+            if n < 0x40:
+                start, pos = pos + 1, pos + 1 + n
+            else:
+                start, pos = _opaque_span(raw, pos)
+            kem_output = raw[start:pos]
+            n = raw[pos]
+            if n < 0x40:
+                start, pos = pos + 1, pos + 1 + n
+            else:
+                start, pos = _opaque_span(raw, pos)
+            if pos > end:
+                raise DecodeError("truncated HPKECiphertext")
+            # Equivalent to HPKECiphertext(kem_output=..., ciphertext=...), without the
+            # keyword-argument call of a frozen dataclass (half the cost).
+            ct = new(HPKECiphertext)
+            setattr_(ct, "kem_output", kem_output)
+            setattr_(ct, "ciphertext", raw[start:pos])
+            append(ct)
+    except IndexError:
+        raise DecodeError("truncated HPKECiphertext") from None
+    return tuple(out)
+
+
+def _opaque_span(raw: bytes, pos: int) -> tuple[int, int]:
+    """(start, stop) of the ``opaque<V>`` at ``pos`` with a multi-byte varint length."""
+    buf = Buffer(raw[pos : pos + 4])
+    length = buf.pull_varint()
+    start = pos + buf.position
+    if start + length > len(raw):
+        raise DecodeError("truncated HPKECiphertext")
+    return start, start + length
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -57,7 +57,7 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Final, Self
 
-from mls.codec.buffer import Writer, encode_varint
+from mls.codec.buffer import encode_varint
 from mls.errors import (
     DecodeError,
     InvalidUpdatePath,
@@ -105,9 +105,7 @@ def _opaque(data: bytes) -> bytes:
 
 
 def _encode_parent(node: ParentNode) -> bytes:
-    w = Writer()
-    node.encode(w)
-    return w.getvalue()
+    return node.to_bytes()
 
 
 def parent_hash_input(encryption_key: bytes, parent_hash: bytes, sibling_hash: bytes) -> bytes:
@@ -431,6 +429,7 @@ class RatchetTree(TreeView):
         "_cred_supported",
         "_cred_used",
         "_enc_index",
+        "_hashed",
         "_hashes",
         "_leaves",
         "_n_leaves",
@@ -456,6 +455,8 @@ class RatchetTree(TreeView):
         self._version = 0
         width = len(self._nodes)
         self._hashes: list[bytes | None] = [None] * width
+        # False until the first hash is asked for: then all are computed in one bottom-up pass.
+        self._hashed = False
         self._leaves: list[int] = [0] * width
         self._res: list[int] = [0] * width
         self._enc_index: dict[bytes, int] = {}
@@ -538,6 +539,7 @@ class RatchetTree(TreeView):
         other._n_leaves = self._n_leaves
         other._version = 0
         other._hashes = list(self._hashes)
+        other._hashed = self._hashed
         other._leaves = list(self._leaves)
         other._res = list(self._res)
         other._enc_index = dict(self._enc_index)
@@ -565,9 +567,46 @@ class RatchetTree(TreeView):
     def _hash(self, x: int) -> bytes:
         h = self._hashes[x]
         if h is None:
+            if not self._hashed:
+                self._hash_all()
+                h = self._hashes[x]
+                assert h is not None
+                return h
             h = self._compute_hash(x)
             self._hashes[x] = h
         return h
+
+    def _hash_all(self) -> None:
+        """Fill every missing tree hash (§7.8), level by level from the leaves: what the first
+        hash of a decoded tree needs, without a recursive call per node."""
+        hashes, nodes, width = self._hashes, self._nodes, len(self._nodes)
+        h = self.cs.hash
+        for x in range(0, width, 2):
+            if hashes[x] is None:
+                node = nodes[x]
+                # LeafNodeHashInput: uint8 node_type = leaf, uint32 leaf_index, optional<LeafNode>
+                head = b"\x01" + (x >> 1).to_bytes(4, "big")
+                if node is None:
+                    hashes[x] = h(head + b"\x00")
+                else:
+                    assert isinstance(node, LeafNode)
+                    hashes[x] = h(head + b"\x01" + node.to_bytes())
+        k = 1
+        while (1 << k) <= width:
+            half = 1 << (k - 1)
+            for x in range((1 << k) - 1, width, 1 << (k + 1)):
+                if hashes[x] is None:
+                    lh, rh = hashes[x - half], hashes[x + half]
+                    assert lh is not None and rh is not None
+                    node = nodes[x]
+                    if node is None:
+                        body = b"\x02\x00"
+                    else:
+                        assert isinstance(node, ParentNode)
+                        body = b"\x02\x01" + node.to_bytes()
+                    hashes[x] = h(body + _opaque(lh) + _opaque(rh))
+            k += 1
+        self._hashed = True
 
     def _key_candidates(self, encryption_key: bytes) -> Iterator[int]:
         x = self._enc_index.get(encryption_key)
@@ -761,8 +800,12 @@ class TreeDiff(TreeView):
 
     # -- low-level change ---------------------------------------------------------------------
 
-    def _set(self, x: int, node: Node | None) -> None:
-        """Set node ``x``; refresh counts and invalidate hashes on ``x`` and its ancestors."""
+    def _set(self, x: int, node: Node | None, *, propagate: bool = True) -> None:
+        """Set node ``x``; refresh counts and invalidate hashes on ``x`` and its ancestors.
+
+        With ``propagate=False`` the caller changes several nodes of one path and then calls
+        :meth:`_propagate` once from the lowest of them: O(log n) instead of O(log^2 n).
+        """
         if self._merged:
             raise UsageError("this diff was already merged")
         old = self.node(x)
@@ -779,16 +822,47 @@ class TreeDiff(TreeView):
                 self._sig_new[node.signature_key] = x >> 1
         if node is not None:
             self._enc_new[node.encryption_key] = x
+        if propagate:
+            self._propagate(x)
+
+    def _propagate(self, x: int) -> None:
+        """Refresh the counts of ``x`` and its ancestors, bottom-up, and mark their hashes
+        dirty. Every node changed without propagation must lie on this path."""
         r = self.root_index
-        y = x
         dirty, hash_ov, stat_ov = self._dirty, self._hash_ov, self._stat_ov
+        changes, base, limit = self._changes, self._base, self._base_limit
+        base_nodes, base_leaves, base_res = base._nodes, base._leaves, base._res
+        y = x
+        k = ((y ^ (y + 1)).bit_length()) - 1  # level(y)
         while True:
             dirty.add(y)
             hash_ov.pop(y, None)
-            stat_ov[y] = self._compute_stat(y)
+            # _compute_stat(y), inlined: this loop runs for every node of every path.
+            node = changes.get(y, _MISSING)
+            if node is _MISSING:
+                node = base_nodes[y] if y < limit else None
+            if k == 0:
+                st = _EMPTY_STAT if node is None else (1, 1)
+            else:
+                half = 1 << (k - 1)
+                lx, rx = y - half, y + half
+                ls = stat_ov.get(lx)
+                if ls is None:
+                    ls = (base_leaves[lx], base_res[lx]) if lx < limit else _EMPTY_STAT
+                rs = stat_ov.get(rx)
+                if rs is None:
+                    rs = (base_leaves[rx], base_res[rx]) if rx < limit else _EMPTY_STAT
+                if node is None:
+                    st = (ls[0] + rs[0], ls[1] + rs[1])
+                else:
+                    assert isinstance(node, ParentNode)
+                    st = (ls[0] + rs[0], 1 + len(node.unmerged_leaves))
+            stat_ov[y] = st
             if y == r:
                 break
-            y = _parent_of(y)
+            # Parent at level k + 1 (Appendix C), as _parent_of.
+            y = (y | (1 << k)) ^ (((y >> (k + 1)) & 1) << (k + 1))
+            k += 1
 
     def _compute_stat(self, x: int) -> tuple[int, int]:
         node = self.node(x)
@@ -842,7 +916,7 @@ class TreeDiff(TreeView):
             if node is not None:
                 assert isinstance(node, ParentNode)
                 unmerged = tuple(sorted((*node.unmerged_leaves, i)))
-                self._set(p, replace(node, unmerged_leaves=unmerged))
+                self._set(p, replace(node, unmerged_leaves=unmerged), propagate=False)
         self._set(x, leaf_node)
         return i
 
@@ -862,9 +936,14 @@ class TreeDiff(TreeView):
         self._truncate()
 
     def _blank_direct_path(self, leaf_index: int) -> None:
-        for p in direct_path(2 * leaf_index, self._n_leaves):
+        path = direct_path(2 * leaf_index, self._n_leaves)
+        changed = False
+        for p in path:
             if self.node(p) is not None:
-                self._set(p, None)
+                self._set(p, None, propagate=False)
+                changed = True
+        if changed:
+            self._propagate(path[0])
 
     def set_leaf(self, leaf_index: int, leaf_node: LeafNode) -> None:
         """Set a leaf without touching its path (the commit leaf after :meth:`apply_path`)."""
@@ -900,9 +979,13 @@ class TreeDiff(TreeView):
         ph = b""
         for (p, s), pk in zip(reversed(fdp), reversed(public_keys), strict=True):
             # P's unmerged leaves become empty, so its original sibling tree hash is simply the
-            # current tree hash of S (§7.9).
-            self._set(p, ParentNode(encryption_key=pk, parent_hash=ph, unmerged_leaves=()))
+            # current tree hash of S (§7.9). S is off the path being changed, so its hash does
+            # not depend on the counts refreshed below.
+            node = ParentNode(encryption_key=pk, parent_hash=ph, unmerged_leaves=())
+            self._set(p, node, propagate=False)
             ph = self.parent_hash(pk, ph, self._hash(s))
+        if fdp:
+            self._propagate(fdp[0][0])
         return ph
 
     # -- merge --------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from mls.errors import (
     UsageError,
 )
 from mls.tree.math import direct_path, level
-from mls.tree.nodes import HPKECiphertext, LeafNode, UpdatePath, UpdatePathNode
+from mls.tree.nodes import HPKECiphertext, LeafNode, ParentNode, UpdatePath, UpdatePathNode
 from mls.tree.ratchet_tree import in_subtree
 
 if TYPE_CHECKING:
@@ -420,17 +420,7 @@ def decrypt_update_path(
     if target < 0:
         raise InvalidUpdatePath(f"leaf {me} is under no copath node of sender {sender}")
     s = fdp[target][1]
-    sk = None
-    position = 0
-    for r in diff.resolution(s, excluded):
-        node = diff.node(r)
-        assert node is not None
-        sk = private.private_key(r, node.encryption_key)
-        if sk is not None:
-            break
-        position += 1
-    if sk is None:
-        raise InvalidUpdatePath(f"leaf {me} holds no key of the resolution of node {s}")
+    sk, position = _resolution_key(diff, private, s, excluded, new_members)
     ct = path.nodes[target].encrypted_path_secret[position]
     secret = decrypt_with_label(
         cs, sk, _UPDATE_PATH_LABEL, group_context, ct.kem_output, ct.ciphertext
@@ -451,3 +441,51 @@ def decrypt_update_path(
         node=fdp[target][0],
         private=new_private,
     )
+
+
+def _resolution_key(
+    tree: TreeView,
+    private: TreePrivate,
+    s: int,
+    excluded: frozenset[int],
+    new_members: list[int],
+) -> tuple[bytes, int]:
+    """The private key this member holds for a node of the resolution of ``s`` (minus the
+    ``excluded`` leaves) and that node's position in it, which is the position of the
+    ciphertext addressed to it (§12.4.2).
+
+    The resolution lists subtrees left to right, so instead of building it (O(n) in a sparse
+    tree) this descends from ``s`` towards our leaf, adding the resolution sizes of the left
+    subtrees it passes, until the first non-blank node: the only node of the resolution on our
+    direct path. Its key, or failing that our leaf's key as one of its unmerged leaves, is the
+    one we hold. O(log n) plus the commit's new members.
+    """
+    me = private.leaf_index
+    x = 2 * me
+    y = s
+    offset = 0
+    while True:
+        node = tree.node(y)
+        if node is not None:
+            break
+        if y == x:
+            raise InvalidUpdatePath(f"leaf {me} is blank in the tree")
+        k = level(y)
+        lx = y - (1 << (k - 1))
+        if x <= y:
+            y = lx
+        else:
+            # Every non-blank leaf under the left child appears once in its resolution.
+            offset += tree.resolution_size(lx) - sum(1 for m in new_members if in_subtree(m, lx))
+            y = y + (1 << (k - 1))
+    sk = private.private_key(y, node.encryption_key)
+    if sk is not None:
+        return sk, offset
+    if isinstance(node, ParentNode):
+        unmerged = [i for i in node.unmerged_leaves if i not in excluded]
+        leaf = tree.node(x)
+        if me in unmerged and leaf is not None:
+            sk = private.private_key(x, leaf.encryption_key)
+            if sk is not None:
+                return sk, offset + 1 + unmerged.index(me)
+    raise InvalidUpdatePath(f"leaf {me} holds no key of the resolution of node {s}")
