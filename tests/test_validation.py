@@ -1759,8 +1759,6 @@ def test_join_reinit_valid() -> None:
     assert old.join_reinit(client, w, now=NOW).group_id == b"reborn"
 
 
-
-
 @pytest.mark.parametrize(
     "kw",
     [
