@@ -50,6 +50,12 @@ class Buffer:
         self._pos = new
         return self._data[pos:new]
 
+    def slice(self, start: int, end: int) -> bytes:
+        """The bytes between two positions already read (a decoder keeping its own encoding)."""
+        if not 0 <= start <= end <= self._pos:
+            raise ValueError("slice outside the bytes read so far")
+        return self._data[start:end]
+
     def pull_bytes(self, n: int) -> bytes:
         return self._take(n)
 

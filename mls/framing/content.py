@@ -8,11 +8,11 @@ extension is the group layer's job, so :func:`verify_framed_content` takes the k
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self, TypeAlias
 
 from mls.codec.buffer import Buffer, Writer
-from mls.constants import ContentType, ProtocolVersion, SenderType
+from mls.constants import ContentType, ProtocolVersion, SenderType, WireFormat
 from mls.crypto.labels import make_proposal_ref, sign_with_label, verify_with_label
 from mls.errors import DecodeError, UsageError
 from mls.messages.commit import Commit
@@ -171,33 +171,49 @@ class FramedContent:
     sender: Sender
     authenticated_data: bytes = b""
     content: Content
+    # The encoding, computed once (signature, transcript hash and references all cover it) or
+    # kept from the received bytes.
+    _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def content_type(self) -> int:
         return content_type_of(self.content)
 
+    def to_bytes(self) -> bytes:
+        """The encoded FramedContent (cached)."""
+        enc = self._encoded
+        if enc is None:
+            w = Writer()
+            w.push_opaque(self.group_id)
+            w.push_uint64(self.epoch)
+            self.sender.encode(w)
+            w.push_opaque(self.authenticated_data)
+            w.push_uint8(content_type_of(self.content))
+            push_content(w, self.content)
+            enc = w.getvalue()
+            object.__setattr__(self, "_encoded", enc)
+        return enc
+
     def encode(self, w: Writer) -> None:
-        w.push_opaque(self.group_id)
-        w.push_uint64(self.epoch)
-        self.sender.encode(w)
-        w.push_opaque(self.authenticated_data)
-        w.push_uint8(content_type_of(self.content))
-        push_content(w, self.content)
+        w.push_bytes(self.to_bytes())
 
     @classmethod
     def decode(cls, buf: Buffer) -> Self:
+        start = buf.position
         group_id = buf.pull_opaque()
         epoch = buf.pull_uint64()
         sender = Sender.decode(buf)
         authenticated_data = buf.pull_opaque()
         content = pull_content(buf, buf.pull_uint8())
-        return cls(
+        framed = cls(
             group_id=group_id,
             epoch=epoch,
             sender=sender,
             authenticated_data=authenticated_data,
             content=content,
         )
+        object.__setattr__(framed, "_encoded", buf.slice(start, buf.position))
+        return framed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -242,6 +258,13 @@ class FramedContentAuthData:
         return cls(signature=signature)
 
 
+# version || wire_format for the two framings, precomputed.
+_TBS_HEADS: dict[int, bytes] = {
+    int(wf): ProtocolVersion.mls10.to_bytes(2, "big") + wf.to_bytes(2, "big")
+    for wf in (WireFormat.mls_public_message, WireFormat.mls_private_message)
+}
+
+
 def framed_content_tbs(
     wire_format: int, content: FramedContent, context: GroupContext | None
 ) -> bytes:
@@ -264,16 +287,15 @@ def framed_content_tbs(
     ``context`` (the current epoch's GroupContext) is required for ``member`` and
     ``new_member_commit`` senders and ignored for the others.
     """
-    w = Writer()
-    w.push_uint16(ProtocolVersion.mls10)
-    w.push_uint16(wire_format)
-    content.encode(w)
+    head = _TBS_HEADS.get(wire_format)
+    if head is None:
+        head = ProtocolVersion.mls10.to_bytes(2, "big") + wire_format.to_bytes(2, "big")
     st = content.sender.sender_type
     if st == _MEMBER or st == _NEW_MEMBER_COMMIT:
         if context is None:
             raise UsageError("member and new_member_commit signatures cover the GroupContext")
-        w.push_bytes(context.to_bytes())
-    return w.getvalue()
+        return head + content.to_bytes() + context.to_bytes()
+    return head + content.to_bytes()
 
 
 def sign_framed_content(
