@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Self, TypeAlias
 
-from mls.codec.buffer import Buffer, Writer
+from mls.codec.buffer import Buffer, Writer, opaque
 from mls.constants import ContentType, ProtocolVersion, SenderType, WireFormat
 from mls.crypto.labels import make_proposal_ref, sign_with_label, verify_with_label
 from mls.errors import DecodeError, UsageError
@@ -183,14 +183,27 @@ class FramedContent:
         """The encoded FramedContent (cached)."""
         enc = self._encoded
         if enc is None:
-            w = Writer()
-            w.push_opaque(self.group_id)
-            w.push_uint64(self.epoch)
-            self.sender.encode(w)
-            w.push_opaque(self.authenticated_data)
-            w.push_uint8(content_type_of(self.content))
-            push_content(w, self.content)
-            enc = w.getvalue()
+            content = self.content
+            if isinstance(content, bytes) and self.sender.sender_type == _MEMBER:
+                # The application-message case, on every message sent: by concatenation.
+                enc = (
+                    opaque(self.group_id)
+                    + self.epoch.to_bytes(8, "big")
+                    + b"\x01"
+                    + self.sender.index.to_bytes(4, "big")
+                    + opaque(self.authenticated_data)
+                    + b"\x01"
+                    + opaque(content)
+                )
+            else:
+                w = Writer()
+                w.push_opaque(self.group_id)
+                w.push_uint64(self.epoch)
+                self.sender.encode(w)
+                w.push_opaque(self.authenticated_data)
+                w.push_uint8(content_type_of(content))
+                push_content(w, content)
+                enc = w.getvalue()
             object.__setattr__(self, "_encoded", enc)
         return enc
 
@@ -241,9 +254,13 @@ class FramedContentAuthData:
     confirmation_tag: bytes | None = None
 
     def encode(self, w: Writer) -> None:
-        w.push_opaque(self.signature)
+        w.push_bytes(self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        out = opaque(self.signature)
         if self.confirmation_tag is not None:
-            w.push_opaque(self.confirmation_tag)
+            out += opaque(self.confirmation_tag)
+        return out
 
     def check_content_type(self, content_type: int) -> None:
         """Raise UsageError unless ``confirmation_tag`` is set exactly for commits."""

@@ -68,6 +68,11 @@ class MLSMessage:
         self.body.encode(w)
 
     def to_bytes(self) -> bytes:
+        body = self.body
+        if isinstance(body, PrivateMessage):
+            # Every application message takes this path: no Writer.
+            head = self.version.to_bytes(2, "big") + b"\x00\x02"  # wire_format private (§6)
+            return head + body.to_bytes()
         w = Writer()
         self.encode(w)
         return w.getvalue()

@@ -8,7 +8,7 @@ zero bytes (:class:`~mls.errors.BadPadding`, §6.3.1).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Self
 
 from mls.codec.buffer import Buffer, Writer, encode_varint
@@ -99,13 +99,16 @@ class PrivateMessage:
     ciphertext: bytes
 
     def encode(self, w: Writer) -> None:
-        w.push_bytes(
+        w.push_bytes(self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        return (
             encode_content_aad(
                 self.group_id, self.epoch, self.content_type, self.authenticated_data
             )
+            + _opaque(self.encrypted_sender_data)
+            + _opaque(self.ciphertext)
         )
-        w.push_opaque(self.encrypted_sender_data)
-        w.push_opaque(self.ciphertext)
 
     @classmethod
     def decode(cls, buf: Buffer) -> Self:
@@ -154,6 +157,9 @@ class PrivateMessageContent:
     content: Content
     auth: FramedContentAuthData
     padding: int = 0
+    # The content's own encoding as received (decode_plaintext), so that the receiver can
+    # rebuild the FramedContent bytes without encoding the content again.
+    _content_bytes: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.auth.check_content_type(content_type_of(self.content))
@@ -165,14 +171,17 @@ class PrivateMessageContent:
         return content_type_of(self.content)
 
     def encode(self, w: Writer) -> None:
-        push_content(w, self.content)
-        self.auth.encode(w)
-        w.push_bytes(bytes(self.padding))
+        w.push_bytes(self.to_bytes())
 
     def to_bytes(self) -> bytes:
-        w = Writer()
-        self.encode(w)
-        return w.getvalue()
+        content = self.content
+        if isinstance(content, bytes):
+            body = _opaque(content)
+        else:
+            w = Writer()
+            push_content(w, content)
+            body = w.getvalue()
+        return body + self.auth.to_bytes() + bytes(self.padding)
 
     @classmethod
     def decode_plaintext(cls, data: bytes, content_type: int) -> Self:
@@ -183,13 +192,16 @@ class PrivateMessageContent:
         """
         buf = Buffer(data)
         content = pull_content(buf, content_type)
+        content_end = buf.position
         auth = FramedContentAuthData.pull(buf, content_type)
         start = buf.position
         padding = data[start:]
         # RFC 9420 §6.3.1: the receiver MUST verify there are no non-zero padding bytes.
         if padding.count(0) != len(padding):
             raise BadPadding("PrivateMessageContent padding has a non-zero byte")
-        return cls(content=content, auth=auth, padding=len(padding))
+        out = cls(content=content, auth=auth, padding=len(padding))
+        object.__setattr__(out, "_content_bytes", data[:content_end])
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

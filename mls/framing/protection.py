@@ -26,7 +26,9 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeAlias
 
-from mls.constants import ContentType, SenderType, WireFormat
+from mls.codec.buffer import encode_varint, opaque
+from mls.constants import ContentType, ProtocolVersion, SenderType, WireFormat
+from mls.crypto.labels import sign_with_label
 from mls.errors import (
     BadMembershipTag,
     BadSenderData,
@@ -223,24 +225,103 @@ def encrypt_private_message(
         )
     content_type = content.content_type
     unpadded = PrivateMessageContent(content=content.content, auth=auth_content.auth).to_bytes()
-    plaintext = unpadded + bytes(padding_length(padding, len(unpadded)))
-    reuse_guard = cs.random(4)
-
-    generation, key, nonce = secret_tree.next_send_key(content_type)
     group_id, epoch, ad = content.group_id, content.epoch, content.authenticated_data
-    aad = encode_content_aad(group_id, epoch, content_type, ad)
-    ciphertext = cs.aead_seal(key, _guarded_nonce(nonce, reuse_guard), aad, plaintext)
-    sender_data = encode_sender_data(sender.index, generation, reuse_guard)
-    sd_key, sd_nonce = sender_data_key_nonce(cs, sender_data_secret, ciphertext)
-    sd_aad = encode_sender_data_aad(group_id, epoch, content_type)
+    _, encrypted_sender_data, ciphertext = _seal(
+        cs,
+        secret_tree,
+        sender_data_secret,
+        sender.index,
+        group_id,
+        epoch,
+        content_type,
+        ad,
+        unpadded + bytes(padding_length(padding, len(unpadded))),
+    )
     return PrivateMessage(
         group_id=group_id,
         epoch=epoch,
         content_type=content_type,
         authenticated_data=ad,
-        encrypted_sender_data=cs.aead_seal(sd_key, sd_nonce, sd_aad, sender_data),
+        encrypted_sender_data=encrypted_sender_data,
         ciphertext=ciphertext,
     )
+
+
+def _seal(
+    cs: CipherSuite,
+    secret_tree: SecretTree,
+    sender_data_secret: bytes,
+    leaf: int,
+    group_id: bytes,
+    epoch: int,
+    content_type: int,
+    authenticated_data: bytes,
+    plaintext: bytes,
+) -> tuple[bytes, bytes, bytes]:
+    """The §6.3 encryption of a padded PrivateMessageContent: returns the content AAD (which is
+    also the PrivateMessage's leading fields), the encrypted sender data and the ciphertext."""
+    reuse_guard = cs.random(4)
+    generation, key, nonce = secret_tree.next_send_key(content_type)
+    aad = encode_content_aad(group_id, epoch, content_type, authenticated_data)
+    ciphertext = cs.aead_seal(key, _guarded_nonce(nonce, reuse_guard), aad, plaintext)
+    sender_data = encode_sender_data(leaf, generation, reuse_guard)
+    sd_key, sd_nonce = sender_data_key_nonce(cs, sender_data_secret, ciphertext)
+    sd_aad = encode_sender_data_aad(group_id, epoch, content_type)
+    return aad, cs.aead_seal(sd_key, sd_nonce, sd_aad, sender_data), ciphertext
+
+
+def protect_application_data(
+    cs: CipherSuite,
+    signature_private_key: bytes,
+    context: GroupContext,
+    secret_tree: SecretTree,
+    sender_data_secret: bytes,
+    data: bytes,
+    *,
+    authenticated_data: bytes = b"",
+    padding: PaddingPolicy = DEFAULT_PADDING_BLOCK,
+) -> bytes:
+    """An application message from this member as an encoded MLSMessage (PrivateMessage).
+
+    The same bytes as signing a FramedContent and :func:`encrypt_private_message`, built
+    directly: this runs once per chat message sent, and its cost beyond the signature and the
+    AEAD is what the ``protect`` benchmark measures (§6.1, §6.3).
+    """
+    leaf = secret_tree.own_leaf
+    if leaf is None:
+        raise UsageError("this secret tree has no own leaf to send from")
+    group_id, epoch = context.group_id, context.epoch
+    framed = (
+        opaque(group_id)
+        + epoch.to_bytes(8, "big")
+        + b"\x01"  # sender_type member
+        + leaf.to_bytes(4, "big")
+        + opaque(authenticated_data)
+        + b"\x01"  # content_type application
+        + opaque(data)
+    )
+    tbs = _APP_TBS_HEAD + framed + context.to_bytes()
+    signature = sign_with_label(cs, signature_private_key, "FramedContentTBS", tbs)
+    unpadded = opaque(data) + opaque(signature)
+    aad, encrypted_sender_data, ciphertext = _seal(
+        cs,
+        secret_tree,
+        sender_data_secret,
+        leaf,
+        group_id,
+        epoch,
+        ContentType.application,
+        authenticated_data,
+        unpadded + bytes(padding_length(padding, len(unpadded))),
+    )
+    return _PRIVATE_MESSAGE_HEAD + aad + opaque(encrypted_sender_data) + opaque(ciphertext)
+
+
+# version mls10 || wire_format mls_private_message: the head of FramedContentTBS (§6.1) and of
+# an MLSMessage (§6) alike.
+_APP_TBS_HEAD = _PRIVATE_MESSAGE_HEAD = ProtocolVersion.mls10.to_bytes(
+    2, "big"
+) + WireFormat.mls_private_message.to_bytes(2, "big")
 
 
 def decrypt_sender_data(
@@ -329,6 +410,22 @@ def decrypt_private_message(
         authenticated_data=msg.authenticated_data,
         content=body.content,
     )
+    content_bytes = body._content_bytes
+    if content_bytes is not None:
+        # The FramedContent encoding from its parts (§6): the content as received.
+        object.__setattr__(
+            framed,
+            "_encoded",
+            encode_varint(len(msg.group_id))
+            + msg.group_id
+            + msg.epoch.to_bytes(8, "big")
+            + b"\x01"
+            + leaf.to_bytes(4, "big")
+            + encode_varint(len(msg.authenticated_data))
+            + msg.authenticated_data
+            + bytes((msg.content_type,))
+            + content_bytes,
+        )
     auth_content = AuthenticatedContent(
         wire_format=WireFormat.mls_private_message, content=framed, auth=body.auth
     )

@@ -86,6 +86,7 @@ from mls.framing.private import PrivateMessage
 from mls.framing.protection import (
     decrypt_private_message,
     encrypt_private_message,
+    protect_application_data,
     public_message_from,
     verify_membership_tag,
 )
@@ -476,14 +477,16 @@ class Group:
         if self._proposals:
             # §12.4: a member that observed valid proposals MUST commit before sending data.
             raise InvalidState("pending proposals must be committed before sending data")
-        content = FramedContent(
-            group_id=self.group_id,
-            epoch=self.epoch,
-            sender=Sender.member(self.own_leaf_index),
+        return protect_application_data(
+            self._cs,
+            self._client.signature_private_key,
+            self._context,
+            self._secret_tree,
+            self._secrets.sender_data_secret,
+            plaintext,
             authenticated_data=authenticated_data,
-            content=plaintext,
+            padding=self._config.padding_block,
         )
-        return self._wrap(self._signed(content, private=True))
 
     @property
     def _handshake_wire_format(self) -> int:
