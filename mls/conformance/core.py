@@ -13,6 +13,8 @@ from types import ModuleType
 from typing import Any
 
 from mls.conformance.registry import handler_name
+from mls.crypto import CipherSuite, get_suite
+from mls.errors import UnsupportedError
 
 
 class CaseFailed(Exception):
@@ -21,6 +23,14 @@ class CaseFailed(Exception):
 
 class CaseUnsupported(Exception):
     """A vector case (or whole file) that this library cannot run yet."""
+
+
+def suite_for(suite_id: int) -> CipherSuite:
+    """The cipher suite of a vector case; a suite we do not implement makes it unsupported."""
+    try:
+        return get_suite(suite_id)
+    except UnsupportedError as exc:
+        raise CaseUnsupported(f"cipher suite {suite_id}: {exc}") from exc
 
 
 def h(value: str) -> bytes:

@@ -10,9 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from mls.codec import encode
-from mls.conformance.core import CaseUnsupported, expect_eq, h
-from mls.crypto import CipherSuite, get_suite
-from mls.errors import UnsupportedError
+from mls.conformance.core import expect_eq, h, suite_for
 from mls.schedule.group_context import GroupContext
 from mls.schedule.key_schedule import (
     derive_epoch_secrets,
@@ -37,16 +35,9 @@ _SECRETS = (
 )
 
 
-def _suite(suite_id: int) -> CipherSuite:
-    try:
-        return get_suite(suite_id)
-    except UnsupportedError as exc:
-        raise CaseUnsupported(f"cipher suite {suite_id}: {exc}") from exc
-
-
 def check(case: Any) -> None:
     suite_id = case["cipher_suite"]
-    cs = _suite(suite_id)
+    cs = suite_for(suite_id)
     group_id = h(case["group_id"])
     init_secret = h(case["initial_init_secret"])
     for n, ep in enumerate(case["epochs"]):

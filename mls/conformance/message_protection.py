@@ -23,10 +23,9 @@ from typing import Any
 
 from mls.codec.buffer import Writer
 from mls.codec.wire import decode, encode
-from mls.conformance.core import CaseFailed, CaseUnsupported, expect_eq, h
+from mls.conformance.core import CaseFailed, expect_eq, h, suite_for
 from mls.constants import WireFormat
-from mls.crypto import CipherSuite, get_suite
-from mls.errors import UnsupportedError, UsageError
+from mls.errors import UsageError
 from mls.framing.content import (
     AuthenticatedContent,
     Content,
@@ -54,13 +53,6 @@ _SENDER_LEAF = 1
 _LEAVES = 2
 
 
-def _suite(suite_id: int) -> CipherSuite:
-    try:
-        return get_suite(suite_id)
-    except UnsupportedError as exc:
-        raise CaseUnsupported(f"cipher suite {suite_id}: {exc}") from exc
-
-
 def _content_bytes(content: Content) -> bytes:
     w = Writer()
     push_content(w, content)
@@ -76,7 +68,7 @@ def _body(data: bytes, kind: type[PublicMessage] | type[PrivateMessage]) -> Any:
 
 class _Case:
     def __init__(self, case: Any) -> None:
-        self.cs = _suite(case["cipher_suite"])
+        self.cs = suite_for(case["cipher_suite"])
         self.context = GroupContext(
             cipher_suite=case["cipher_suite"],
             group_id=h(case["group_id"]),

@@ -14,19 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from mls.codec.wire import decode
-from mls.conformance.core import CaseFailed, CaseUnsupported, expect_eq, h
-from mls.crypto import CipherSuite, get_suite
-from mls.errors import MLSError, UnsupportedError
+from mls.conformance.core import CaseFailed, expect_eq, h, suite_for
+from mls.crypto import CipherSuite
+from mls.errors import MLSError
 from mls.framing.message import MLSMessage
 from mls.group import Client, CommitMerged, Group, KeyPackagePrivate, ProposalReceived
 from mls.messages.key_package import KeyPackage
-
-
-def _suite(suite_id: int) -> CipherSuite:
-    try:
-        return get_suite(suite_id)
-    except UnsupportedError as exc:
-        raise CaseUnsupported(f"cipher suite {suite_id}: {exc}") from exc
 
 
 def case_ids(data: Any) -> list[str]:
@@ -66,7 +59,7 @@ def _client(cs: CipherSuite, case: Any) -> Client:
 
 
 def check(case: Any) -> None:
-    cs = _suite(case["cipher_suite"])
+    cs = suite_for(case["cipher_suite"])
     client = _client(cs, case)
     tree = case["ratchet_tree"]
     try:

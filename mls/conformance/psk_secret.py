@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mls.conformance.core import CaseUnsupported, expect_eq, h
-from mls.crypto import CipherSuite, get_suite
-from mls.errors import UnsupportedError
+from mls.conformance.core import expect_eq, h, suite_for
 from mls.messages.proposals import PreSharedKeyID
 from mls.schedule.psk import psk_secret
-
-
-def _suite(suite_id: int) -> CipherSuite:
-    try:
-        return get_suite(suite_id)
-    except UnsupportedError as exc:
-        raise CaseUnsupported(f"cipher suite {suite_id}: {exc}") from exc
 
 
 def case_ids(data: Any) -> list[str]:
@@ -23,7 +14,7 @@ def case_ids(data: Any) -> list[str]:
 
 
 def check(case: Any) -> None:
-    cs = _suite(case["cipher_suite"])
+    cs = suite_for(case["cipher_suite"])
     psks = [
         (PreSharedKeyID.external(h(p["psk_id"]), h(p["psk_nonce"])), h(p["psk"]))
         for p in case["psks"]

@@ -10,19 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mls.conformance.core import CaseUnsupported, expect_eq, h
+from mls.conformance.core import expect_eq, h, suite_for
 from mls.constants import ContentType
-from mls.crypto import CipherSuite, get_suite
-from mls.errors import UnsupportedError
 from mls.schedule.key_schedule import sender_data_key_nonce
 from mls.schedule.secret_tree import DEFAULT_MAX_FORWARD_DISTANCE, SecretTree
-
-
-def _suite(suite_id: int) -> CipherSuite:
-    try:
-        return get_suite(suite_id)
-    except UnsupportedError as exc:
-        raise CaseUnsupported(f"cipher suite {suite_id}: {exc}") from exc
 
 
 def case_ids(data: Any) -> list[str]:
@@ -30,7 +21,7 @@ def case_ids(data: Any) -> list[str]:
 
 
 def check(case: Any) -> None:
-    cs = _suite(case["cipher_suite"])
+    cs = suite_for(case["cipher_suite"])
     sd = case["sender_data"]
     key, nonce = sender_data_key_nonce(cs, h(sd["sender_data_secret"]), h(sd["ciphertext"]))
     expect_eq("sender_data key", key, h(sd["key"]))

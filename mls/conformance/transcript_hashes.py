@@ -9,24 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from mls.codec import decode, encode
-from mls.conformance.core import CaseFailed, CaseUnsupported, expect_eq, h
+from mls.conformance.core import CaseFailed, expect_eq, h, suite_for
 from mls.constants import ContentType
-from mls.crypto import CipherSuite, get_suite
-from mls.errors import BadConfirmationTag, UnsupportedError
+from mls.errors import BadConfirmationTag
 from mls.framing.content import AuthenticatedContent
 from mls.schedule.key_schedule import confirmation_tag, verify_confirmation_tag
 from mls.schedule.transcript import ConfirmedTranscriptHashInput, next_transcript_hashes
 
 
-def _suite(suite_id: int) -> CipherSuite:
-    try:
-        return get_suite(suite_id)
-    except UnsupportedError as exc:
-        raise CaseUnsupported(f"cipher suite {suite_id}: {exc}") from exc
-
-
 def check(case: Any) -> None:
-    cs = _suite(case["cipher_suite"])
+    cs = suite_for(case["cipher_suite"])
     ac = decode(AuthenticatedContent, h(case["authenticated_content"]))
     if ac.content.content_type != ContentType.commit:
         raise CaseFailed(f"authenticated_content has content type {ac.content.content_type}")

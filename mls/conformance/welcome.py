@@ -16,9 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from mls.codec.wire import decode, encode
-from mls.conformance.core import CaseFailed, CaseUnsupported, expect_eq, h
-from mls.crypto import CipherSuite, get_suite
-from mls.errors import UnsupportedError
+from mls.conformance.core import CaseFailed, expect_eq, h, suite_for
 from mls.framing.message import MLSMessage
 from mls.messages.key_package import KeyPackage
 from mls.messages.welcome import Welcome
@@ -30,19 +28,12 @@ from mls.schedule.key_schedule import (
 )
 
 
-def _suite(suite_id: int) -> CipherSuite:
-    try:
-        return get_suite(suite_id)
-    except UnsupportedError as exc:
-        raise CaseUnsupported(f"cipher suite {suite_id}: {exc}") from exc
-
-
 def case_ids(data: Any) -> list[str]:
     return [f"suite{c['cipher_suite']}-{i}" for i, c in enumerate(data)]
 
 
 def check(case: Any) -> None:
-    cs = _suite(case["cipher_suite"])
+    cs = suite_for(case["cipher_suite"])
     init_priv = h(case["init_priv"])
     key_package = decode(MLSMessage, h(case["key_package"])).body
     welcome = decode(MLSMessage, h(case["welcome"])).body
