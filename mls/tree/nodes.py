@@ -243,6 +243,7 @@ class LeafNode:
 
     @classmethod
     def decode(cls, buf: Buffer) -> Self:
+        start = buf.position
         encryption_key = buf.pull_opaque()
         signature_key = buf.pull_opaque()
         credential = Credential.decode(buf)
@@ -256,7 +257,7 @@ class LeafNode:
             parent_hash = buf.pull_opaque()
         elif source != _UPDATE:
             raise DecodeError(f"unknown leaf_node_source {source}")
-        return cls(
+        leaf = cls(
             encryption_key=encryption_key,
             signature_key=signature_key,
             credential=credential,
@@ -267,6 +268,10 @@ class LeafNode:
             extensions=pull_extensions(buf),
             signature=buf.pull_opaque(),
         )
+        # The decoder is strict (minimal varints, no duplicate extensions), so the bytes read
+        # are the node's one encoding: keep them for its signature and tree hash (§7.2, §7.8).
+        object.__setattr__(leaf, "_encoded", buf.slice(start, buf.position))
+        return leaf
 
     def tbs(self, group_id: bytes | None = None, leaf_index: int | None = None) -> bytes:
         """The encoded LeafNodeTBS (§7.2)::
