@@ -356,6 +356,34 @@ def curve_order(curve: ec.EllipticCurve) -> int:
     return _CURVE_ORDERS[curve.name]
 
 
+def load_ec_private(
+    curve: ec.EllipticCurve, order: int, sk: bytes, name: str
+) -> ec.EllipticCurvePrivateKey:
+    """A NIST-curve private key from its big-endian scalar (RFC 9180 §7.1.2, SEC 1)."""
+    d = int.from_bytes(sk, "big")
+    # RFC 9180 §7.1.2: reject keys equivalent to 0 (mod order); SECG wants d < order.
+    if not 0 < d < order:
+        raise InvalidKey(f"{name} private key out of range")
+    return ec.derive_private_key(d, curve)
+
+
+def load_ec_public(
+    curve: ec.EllipticCurve, pk: bytes, n_pk: int, name: str
+) -> ec.EllipticCurvePublicKey:
+    """A NIST-curve public key: only the uncompressed form (RFC 9180 §7.1.1, RFC 9420
+    §5.1.1); cryptography checks the point is on the curve (§7.1.4 full validation)."""
+    if len(pk) != n_pk or pk[0] != 0x04:
+        raise InvalidKey(f"{name} public key must be an uncompressed point")
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(curve, pk)
+    except ValueError:
+        raise InvalidKey(f"{name} public key is not a valid point") from None
+
+
+def ec_public_bytes(priv: ec.EllipticCurvePrivateKey) -> bytes:
+    return priv.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+
+
 class EcKem(DhKem[ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey]):
     """DHKEM(P-256/P-384/P-521) with uncompressed points (RFC 9180 §7.1.1)."""
 
@@ -387,24 +415,13 @@ class EcKem(DhKem[ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey]):
     def load_private(self, sk: bytes) -> ec.EllipticCurvePrivateKey:
         if len(sk) != self.n_sk:
             raise InvalidKey(f"{self.name} private key must be {self.n_sk} bytes")
-        d = int.from_bytes(sk, "big")
-        # RFC 9180 §7.1.2: reject keys equivalent to 0 (mod order); SECG wants d < order.
-        if not 0 < d < self.order:
-            raise InvalidKey(f"{self.name} private key out of range")
-        return ec.derive_private_key(d, self.curve)
+        return load_ec_private(self.curve, self.order, sk, self.name)
 
     def _load_public(self, pk: bytes) -> ec.EllipticCurvePublicKey:
-        # RFC 9180 §7.1.1 allows only the uncompressed form; cryptography checks the point
-        # is on the curve (§7.1.4 "full public-key validation").
-        if len(pk) != self.n_pk or pk[0] != 0x04:
-            raise InvalidKey(f"{self.name} public key must be an uncompressed point")
-        try:
-            return ec.EllipticCurvePublicKey.from_encoded_point(self.curve, pk)
-        except ValueError:
-            raise InvalidKey(f"{self.name} public key is not a valid point") from None
+        return load_ec_public(self.curve, pk, self.n_pk, self.name)
 
     def public_bytes(self, priv: ec.EllipticCurvePrivateKey) -> bytes:
-        return priv.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+        return ec_public_bytes(priv)
 
     def private_bytes(self, priv: ec.EllipticCurvePrivateKey) -> bytes:
         return priv.private_numbers().private_value.to_bytes(self.n_sk, "big")

@@ -17,9 +17,8 @@ from typing import Generic, TypeVar
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from mls.crypto.hpke import curve_order
+from mls.crypto.hpke import curve_order, ec_public_bytes, load_ec_private, load_ec_public
 from mls.errors import BadSignature, InternalError, InvalidKey
 
 __all__ = [
@@ -164,22 +163,13 @@ class EcdsaScheme(SignatureScheme[ec.EllipticCurvePrivateKey, ec.EllipticCurvePu
         # official P-521 vectors), so a shorter string denotes the same key. Longer is invalid.
         if not 0 < len(sk) <= self.sk_len:
             raise InvalidKey(f"{self.name} private key must be {self.sk_len} bytes")
-        d = int.from_bytes(sk, "big")
-        if not 0 < d < self.order:
-            raise InvalidKey(f"{self.name} private key out of range")
-        return ec.derive_private_key(d, self.curve)
+        return load_ec_private(self.curve, self.order, sk, self.name)
 
     def _load_public(self, pk: bytes) -> ec.EllipticCurvePublicKey:
-        # RFC 9420 §5.1.1: ECDSA keys are uncompressed points; cryptography checks the curve.
-        if len(pk) != self.pk_len or pk[0] != 0x04:
-            raise InvalidKey(f"{self.name} public key must be an uncompressed point")
-        try:
-            return ec.EllipticCurvePublicKey.from_encoded_point(self.curve, pk)
-        except ValueError:
-            raise InvalidKey(f"{self.name} public key is not a valid point") from None
+        return load_ec_public(self.curve, pk, self.pk_len, self.name)
 
     def public_bytes(self, priv: ec.EllipticCurvePrivateKey) -> bytes:
-        return priv.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+        return ec_public_bytes(priv)
 
     def generate(self, rng: Callable[[int], bytes]) -> tuple[bytes, bytes]:
         # Rejection sampling of a scalar in [1, order), as in RFC 9180 §7.1.3.
