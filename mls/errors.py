@@ -318,3 +318,8 @@ class OwnMessage(ReplayedMessage):
     def __init__(self, message: str, *, generation: int | None = None):
         super().__init__(message)
         self.generation = generation
+
+
+class GroupReinitialized(ValidationError):
+    """A handshake message for a group whose ReInit commit was merged (RFC 9420 §11.2: the old
+    group MUST NOT be used any more; its members move to the new group)."""

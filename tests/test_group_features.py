@@ -304,3 +304,25 @@ def test_state_roundtrip_mid_conversation(private: bool) -> None:
     h.members[0] = restored
     h.commit(2)
     h.assert_converged()
+
+
+@pytest.mark.parametrize("private", [True, False])
+def test_old_group_refuses_handshakes_after_reinit(private: bool) -> None:
+    # §11.2: after the ReInit commit the old group is not used any more.
+    from mls.errors import GroupReinitialized
+
+    h = _three(GroupConfig(private_handshake=private))
+    a, b = h.members[0], h.members[1]
+    late = b.protect(b"sent before the ReInit")
+    out = a.commit(reinit=ReInit(group_id=b"next", version=1, cipher_suite=1), now=NOW)
+    a.merge_pending_commit()
+    h.deliver(out.commit, sender=0)
+    # Any handshake message for the old group is refused, here the ReInit commit once more.
+    stale = h.members[2]
+    before = stale.to_bytes()
+    assert stale.status is GroupStatus.REINIT
+    with pytest.raises(GroupReinitialized):
+        stale.process(out.commit, now=NOW)
+    assert stale.to_bytes() == before
+    # A late application message of the old epoch still reads.
+    assert isinstance(a.process(late, now=NOW), ApplicationMessage)

@@ -43,6 +43,7 @@ from mls.credentials import Credential
 from mls.crypto import CipherSuite
 from mls.errors import (
     DecodeError,
+    GroupReinitialized,
     InternalError,
     InvalidContentType,
     InvalidExternalInit,
@@ -143,7 +144,11 @@ from mls.schedule.key_schedule import (
 )
 from mls.schedule.psk import psk_secret
 from mls.schedule.secret_tree import SecretTree
-from mls.schedule.transcript import next_interim_transcript_hash
+from mls.schedule.transcript import (
+    ConfirmedTranscriptHashInput,
+    next_confirmed_transcript_hash,
+    next_interim_transcript_hash,
+)
 from mls.tree.nodes import LeafNode, UpdatePath
 from mls.tree.ratchet_tree import RatchetTree, TreeDiff
 from mls.tree.treekem import (
@@ -468,6 +473,14 @@ class Group:
             raise InvalidState("this member was removed from the group")
         if self._status is GroupStatus.REINIT:
             raise InvalidState("the group was re-initialised; join the new group")
+
+    def _check_accepts_handshake(self) -> None:
+        # §12.4.2: a removed member processes no more handshakes; §11.2: nor does a member of a
+        # group that was re-initialised (late application messages are still read).
+        if self._status is GroupStatus.REMOVED:
+            raise MemberRemoved("this member was removed from the group")
+        if self._status is GroupStatus.REINIT:
+            raise GroupReinitialized("the group was re-initialised; use the new group")
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -914,8 +927,13 @@ class Group:
         """Transcript hash, new GroupContext, epoch secrets, confirmation tag and interim hash
         for a commit (§8, §8.2). Returns ((secrets, tag, interim, context), joiner_secret)."""
         cs = self._cs
-        w_input = _confirmed_input(wire_format, content, signature)
-        confirmed = cs.hash(self._interim + w_input)
+        confirmed = next_confirmed_transcript_hash(
+            cs,
+            self._interim,
+            ConfirmedTranscriptHashInput(
+                wire_format=wire_format, content=content, signature=signature
+            ),
+        )
         new_ctx = replace(ctx, confirmed_transcript_hash=confirmed)
         psk = psk_secret(cs, list(psks)) if psks else None
         secrets = derive_epoch_secrets(
@@ -1082,8 +1100,8 @@ class Group:
     def _process_private(self, msg: PrivateMessage, now: int | None) -> Event:
         if msg.group_id != self.group_id:
             raise WrongGroup("message for another group")
-        if self._status is GroupStatus.REMOVED and msg.content_type != ContentType.application:
-            raise MemberRemoved("this member was removed from the group")
+        if msg.content_type != ContentType.application:
+            self._check_accepts_handshake()
         cs = self._cs
         if msg.epoch == self.epoch:
             tree, sd_secret, ctx = (
@@ -1120,8 +1138,7 @@ class Group:
         content = msg.content
         if content.group_id != self.group_id:
             raise WrongGroup("message for another group")
-        if self._status is not GroupStatus.OPERATIONAL:
-            raise MemberRemoved("this member can no longer process handshake messages")
+        self._check_accepts_handshake()
         if content.epoch != self.epoch:
             raise WrongEpoch(
                 f"message for epoch {content.epoch}, group is at {self.epoch}",
@@ -1194,7 +1211,7 @@ class Group:
         self,
         auth: AuthenticatedContent,
         now: int | None,
-        accept: object,
+        accept: Callable[[], None] | None,
         past: _PastEpoch | None,
         credential: Credential | None = None,
     ) -> Event:
@@ -1285,7 +1302,9 @@ class Group:
             private = private.with_leaf_key(applied.own_update_key, own_leaf.encryption_key)
         elif me in applied.updated:
             raise InvalidUpdate("an Update of our leaf that we did not propose")
-        private = private.pruned(diff) if not self_removed else private
+        if commit.path is None and not self_removed:
+            # With a path, decrypt_update_path prunes once the path is merged.
+            private = private.pruned(diff)
         old_keys = dict(applied.old_leaves)
         commit_secret: bytes | None = None
         init_secret = self._secrets.init_secret
@@ -1333,8 +1352,6 @@ class Group:
                 leaf_index=committer,
                 replaces=committer,
             )
-            if external and path.leaf_node.signature_key != content_signer_key(auth):
-                raise InvalidSender("external commit not signed by the joiner's leaf key")
             apply_update_path(diff, committer, path)
             ctx = replace(ctx, tree_hash=diff.tree_hash())
             if not self_removed:
@@ -1995,27 +2012,8 @@ class Group:
         return joined, commit_bytes
 
 
-def content_signer_key(auth: AuthenticatedContent) -> bytes:
-    """The signature key an external commit was verified with (its path leaf's)."""
-    body = auth.content.content
-    if isinstance(body, Commit) and body.path is not None:
-        return body.path.leaf_node.signature_key
-    raise InvalidSender("no signer key")
-
-
-def _confirmed_input(wire_format: int, content: FramedContent, signature: bytes) -> bytes:
-    from mls.codec import Writer
-
-    w = Writer()
-    w.push_uint16(wire_format)
-    content.encode(w)
-    w.push_opaque(signature)
-    return w.getvalue()
-
-
-def _run(accept: object) -> None:
+def _run(accept: Callable[[], None] | None) -> None:
     if accept is not None:
-        assert callable(accept)
         accept()
 
 
