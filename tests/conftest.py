@@ -26,8 +26,8 @@ def pytest_configure(config: pytest.Config) -> None:
         root = default_vectors_root()
         if root is None or not (root / "mlswg").is_dir():
             raise pytest.UsageError(
-                "CI=true but the official vectors are missing: set MLS_VECTORS or provide "
-                "../shared/vectors (mlswg/, hpke/, sframe/, mimi/)"
+                "CI=true but the official vectors are missing: the checkout's vectors/ folder "
+                "(mlswg/, hpke/, sframe/, mimi/) or MLS_VECTORS must hold them"
             )
 
 
@@ -43,7 +43,7 @@ def vectors_root_or_skip() -> str:
         if os.environ.get("CI") == "true":
             pytest.fail("official vectors missing under CI (set MLS_VECTORS)")
         pytest.skip(
-            "official vectors not found: set MLS_VECTORS or place them in ../shared/vectors "
-            "(https://github.com/mlswg/mls-implementations/tree/main/test-vectors)"
+            "official vectors not found: run from a source checkout (vectors/) or set "
+            "MLS_VECTORS (https://github.com/mlswg/mls-implementations/tree/main/test-vectors)"
         )
     return str(root)

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from mls.conformance.registry import handler_name
+from mls.conformance.registry import GENERATED, HANDLERS, handler_name
 from mls.crypto import CipherSuite, get_suite
 from mls.errors import UnsupportedError
 
@@ -46,17 +46,37 @@ def expect_eq(what: str, got: object, want: object) -> None:
         raise CaseFailed(f"{what}: got {g[:80]}, want {w[:80]}")
 
 
+def repo_vectors() -> Path:
+    """The ``vectors/`` folder of a source checkout (absent from an installed wheel)."""
+    return Path(__file__).resolve().parents[2] / "vectors"
+
+
 def default_vectors_root() -> Path | None:
-    """``$MLS_VECTORS``, else ``../shared/vectors`` beside the repo, else ``vectors/``."""
+    """``$MLS_VECTORS``, else the checkout's ``vectors/`` folder, else None (installed wheel)."""
     env = os.environ.get("MLS_VECTORS")
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parents[2]
-    for candidate in (repo.parent / "shared" / "vectors", Path.cwd().parent / "shared" / "vectors"):
-        if candidate.is_dir():
-            return candidate
-    own = repo / "vectors"
-    return own if own.is_dir() else None
+    own = repo_vectors()
+    # A wheel installs mls/ into site-packages, whose parent folder may hold an unrelated
+    # vectors/: only a folder with our own generated file is the checkout's.
+    return own if (own / "sframe-mls.json").is_file() else None
+
+
+def locate_vectors(root: Path | None = None) -> list[tuple[str, Path | None]]:
+    """Every vector file the runner knows (:data:`registry.HANDLERS`) as ``(name, path)``.
+
+    Files are looked up under ``root`` (default :func:`default_vectors_root`); the files this
+    project generates (:data:`registry.GENERATED`) also in the checkout's ``vectors/``, so
+    ``MLS_VECTORS`` pointing at a folder of official files alone still finds them. ``path`` is
+    None for a file that is not there.
+    """
+    root = root if root is not None else default_vectors_root()
+    out: list[tuple[str, Path | None]] = []
+    for rel in HANDLERS:
+        folders = [f for f in (root, repo_vectors() if rel in GENERATED else None) if f]
+        found = next((f / rel for f in folders if (f / rel).is_file()), None)
+        out.append((rel, found))
+    return out
 
 
 @dataclass

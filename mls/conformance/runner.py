@@ -7,8 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from mls.conformance.core import FileResult, default_vectors_root, run_file
+from mls.conformance.core import FileResult, default_vectors_root, locate_vectors, run_file
 from mls.conformance.registry import handler_name
+from mls.errors import UsageError
 
 
 def collect(paths: list[str]) -> list[tuple[Path, str]]:
@@ -24,28 +25,45 @@ def collect(paths: list[str]) -> list[tuple[Path, str]]:
             parts = path.resolve().parts
             out.append((path, "/".join(parts[-2:])))
         else:
-            raise SystemExit(f"no such vector file or folder: {p}")
+            raise UsageError(f"no such vector file or folder: {p}")
     return out
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mls vectors run")
-    parser.add_argument("paths", nargs="*", help="vector files or folders")
+MISSING_HINT = (
+    "a source checkout carries every vector file in its vectors/ folder; with an installed "
+    "wheel, set MLS_VECTORS to such a folder (official MLS vectors: "
+    "https://github.com/mlswg/mls-implementations/tree/main/test-vectors)"
+)
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The options of ``vectors run`` (on ``parser`` when the main CLI supplies one)."""
+    if parser is None:
+        parser = argparse.ArgumentParser(prog="python -m mls vectors run")
+    parser.description = (
+        "Run conformance vector files. Without PATH, run every file the runner knows from "
+        "$MLS_VECTORS or the checkout's vectors/ folder, and fail if one is missing."
+    )
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="vector files or folders")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the files named by ``args`` (see :func:`build_parser`); the exit status."""
     paths: list[str] = args.paths
-    if not paths:
-        root = default_vectors_root()
-        if root is None:
-            print(
-                "no vectors found: set MLS_VECTORS or place the mlswg/hpke/sframe vectors in "
-                "../shared/vectors (https://github.com/mlswg/mls-implementations)",
-                file=sys.stderr,
-            )
-            return 1
-        paths = [str(root)]
-    files = collect(paths)
+    missing: list[str] = []
+    if paths:
+        files = collect(paths)
+    else:
+        located = locate_vectors()
+        files = [(path, rel) for rel, path in located if path is not None]
+        missing = [rel for rel, path in located if path is None]
     results: list[FileResult] = []
     for f, display in files:
         if not args.quiet:
@@ -58,11 +76,19 @@ def main(argv: list[str]) -> int:
             "passed": sum(r.count("passed") for r in results),
             "failed": failed,
             "unsupported": sum(r.count("unsupported") for r in results),
+            "missing": missing,
         }
         print(json.dumps(doc, indent=2))
     else:
         print_table(results)
-    return 1 if failed else 0
+    if missing:
+        root = default_vectors_root()
+        where = f"under {root}" if root is not None else "(no vectors folder found)"
+        print(f"\nmissing {len(missing)} vector file(s) {where}:", file=sys.stderr)
+        for rel in missing:
+            print(f"  - {rel}", file=sys.stderr)
+        print(MISSING_HINT, file=sys.stderr)
+    return 1 if failed or missing or not results else 0
 
 
 def print_table(results: list[FileResult]) -> None:

@@ -6,26 +6,20 @@ The large files run their first cases by default and every case with ``--runslow
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mls.conformance.core import default_vectors_root, iter_cases, run_case
-from mls.conformance.registry import HANDLERS, SLOW_FILES
+from mls.conformance.core import iter_cases, locate_vectors, run_case
+from mls.conformance.registry import SLOW_FILES
 
 SAMPLE = 3  # cases of each slow file that the default (fast) run still covers
 
 
 def _params() -> list[Any]:
-    root = default_vectors_root()
-    repo_vectors = Path(__file__).resolve().parents[2] / "vectors"
     params: list[Any] = []
-    for rel in HANDLERS:
-        path = (root / rel) if root else None
-        if path is None or not path.is_file():
-            path = repo_vectors / rel
-        if not path.is_file():
+    for rel, path in locate_vectors():
+        if path is None:
             params.append(pytest.param(rel, None, None, None, id=f"{rel}:missing"))
             continue
         for i, (cid, case, check) in enumerate(iter_cases(path)):
@@ -37,9 +31,9 @@ def _params() -> list[Any]:
 @pytest.mark.parametrize(("rel", "case_id", "case", "check"), _params())
 def test_vector(rel: str, case_id: str | None, case: Any, check: Any, request: Any) -> None:
     if case_id is None:
-        if os.environ.get("CI") == "true" and not rel.startswith("sframe-mls"):
+        if os.environ.get("CI") == "true":
             pytest.fail(f"vector file {rel} missing under CI")
-        pytest.skip(f"vector file {rel} not found (set MLS_VECTORS or provide ../shared/vectors)")
+        pytest.skip(f"vector file {rel} not found (the checkout's vectors/ or MLS_VECTORS)")
     if request.node.get_closest_marker("slow") and not request.config.getoption("--runslow"):
         pytest.skip("slow vector case: run with --runslow")
     status, detail = run_case(case, check)

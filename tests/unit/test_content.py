@@ -1,7 +1,8 @@
 """MIMI content (draft-ietf-mimi-content): the draft's 15 examples, constructors, malformed input.
 
-The examples are read from ``<vectors>/mimi`` (``$MLS_VECTORS`` or ../shared/vectors). Each
-``NAME.edn`` states the example's message ID, which checks our message-ID derivation.
+The examples are read from ``<vectors>/mimi`` (the checkout's ``vectors/`` or
+``$MLS_VECTORS``). Each ``NAME.edn`` states the example's message ID, which checks our
+message-ID derivation.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def mimi_dir() -> Path:
     if path is None or not (path / "original.cbor").is_file():
         if os.environ.get("CI") == "true":
             pytest.fail("MIMI examples missing under CI (set MLS_VECTORS)")
-        pytest.skip("MIMI examples not found: set MLS_VECTORS or provide ../shared/vectors/mimi")
+        pytest.skip("MIMI examples not found: the checkout's vectors/mimi or $MLS_VECTORS/mimi")
     return path
 
 
