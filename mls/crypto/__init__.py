@@ -22,6 +22,12 @@ from mls.crypto.labels import (
     verify_with_label,
 )
 from mls.crypto.provider import CryptoProvider, default_provider, get_suite
+from mls.crypto.registry import (
+    pq_suite_ids,
+    register_suite,
+    supported_suites,
+    use_profile,
+)
 from mls.crypto.suites import SUITES, CipherSuite, Rng, SuiteParams
 
 __all__ = [
@@ -32,6 +38,10 @@ __all__ = [
     "SUITES",
     "default_provider",
     "get_suite",
+    "pq_suite_ids",
+    "register_suite",
+    "supported_suites",
+    "use_profile",
     "COUNTERS",
     "Counters",
     "expand_with_label",

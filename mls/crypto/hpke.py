@@ -19,8 +19,10 @@ on the receiving side (invalid ``enc``, all-zero DH output, bad tag) raises
 from __future__ import annotations
 
 import functools
+import hashlib
 from abc import ABC, abstractmethod
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
@@ -47,8 +49,11 @@ __all__ = [
     "DhKem",
     "Hpke",
     "Kdf",
+    "Kem",
+    "OneStageKdf",
     "NativeHpke",
     "aead_by_id",
+    "hpke_kdf_by_id",
     "hpke_suite",
     "kdf_by_id",
     "kem_by_id",
@@ -130,11 +135,75 @@ KDF_HKDF_SHA512 = Kdf(0x0003, hashes.SHA512())
 _KDFS = {k.kdf_id: k for k in (KDF_HKDF_SHA256, KDF_HKDF_SHA384, KDF_HKDF_SHA512)}
 
 
+def _length_prefixed(x: bytes) -> bytes:
+    # draft-ietf-hpke-hpke §3: lengthPrefixed(x) = concat(I2OSP(len(x), 2), x).
+    if len(x) > 0xFFFF:
+        raise UsageError("HPKE: input longer than 65,535 bytes for a one-stage KDF")
+    return len(x).to_bytes(2, "big") + x
+
+
+class OneStageKdf:
+    """A one-stage KDF (draft-ietf-hpke-hpke §4, draft-ietf-hpke-pq §5): SHAKE128/256.
+
+    Only ``Derive`` exists, so it serves HPKE's key schedule and exporter, never MLS (which
+    needs Extract and Expand, draft-ietf-mls-pq-ciphersuites §2).
+    """
+
+    __slots__ = ("_xof", "kdf_id", "name", "nh")
+
+    def __init__(self, kdf_id: int, name: str, xof: Callable[[bytes], Any], nh: int):
+        self.kdf_id = kdf_id
+        self.name = name
+        self.nh = nh
+        self._xof = xof
+
+    def derive(self, ikm: bytes, length: int) -> bytes:
+        # draft-ietf-hpke-pq §5: SHAKE<SIZE>.Derive(ikm, L) = SHAKE<SIZE>(M = ikm, d = 8*L).
+        out: bytes = self._xof(ikm).digest(length)
+        return out
+
+    def labeled_derive(
+        self, suite_id: bytes, ikm: bytes, label: bytes, context: bytes, length: int
+    ) -> bytes:
+        # draft-ietf-hpke-hpke §4: LabeledDerive(ikm, label, context, L).
+        labeled = (
+            ikm
+            + _VERSION_LABEL
+            + suite_id
+            + _length_prefixed(label)
+            + length.to_bytes(2, "big")
+            + context
+        )
+        return self.derive(labeled, length)
+
+
+KDF_SHAKE128 = OneStageKdf(0x0010, "SHAKE128", hashlib.shake_128, 32)
+KDF_SHAKE256 = OneStageKdf(0x0011, "SHAKE256", hashlib.shake_256, 64)
+_ONE_STAGE_KDFS = {k.kdf_id: k for k in (KDF_SHAKE128, KDF_SHAKE256)}
+# draft-ietf-hpke-pq §5: TurboSHAKE128/256 (0x0012, 0x0013); neither hashlib nor cryptography
+# offers TurboSHAKE, so these are reported as unsupported.
+_MISSING_KDFS = {0x0012: "TurboSHAKE128", 0x0013: "TurboSHAKE256"}
+
+
 def kdf_by_id(kdf_id: int) -> Kdf:
+    """A two-stage (HKDF) KDF, the kind MLS needs; raises UnsupportedError."""
     try:
         return _KDFS[kdf_id]
     except KeyError:
         raise UnsupportedError(f"HPKE KDF 0x{kdf_id:04x} is not implemented") from None
+
+
+def hpke_kdf_by_id(kdf_id: int) -> Kdf | OneStageKdf:
+    """Any HPKE KDF: HKDF (RFC 9180) or SHAKE (draft-ietf-hpke-pq); raises UnsupportedError."""
+    one = _ONE_STAGE_KDFS.get(kdf_id)
+    if one is not None:
+        return one
+    if kdf_id in _MISSING_KDFS:
+        raise UnsupportedError(
+            f"HPKE KDF 0x{kdf_id:04x} ({_MISSING_KDFS[kdf_id]}) is not available: neither "
+            "hashlib nor cryptography implements TurboSHAKE"
+        )
+    return kdf_by_id(kdf_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,8 +260,13 @@ def aead_by_id(aead_id: int) -> Aead:
 # DHKEM (RFC 9180 §4.1, §7.1)
 
 
-class DhKem(ABC, Generic[PrivT, PubT]):
-    """DHKEM(Group, KDF). Keys cross the API as serialized bytes (§7.1.1, §7.1.2)."""
+class Kem(ABC):
+    """The HPKE KEM interface (RFC 9180 §4) over serialized keys.
+
+    Implemented by :class:`DhKem` here and by the post-quantum KEMs of :mod:`mls.crypto.pq`.
+    ``encap`` takes ``ikm_e`` (Nsk bytes) for the KEMs that derive their ephemeral key from it;
+    ``sk_s``/``pk_s`` select AuthEncap/AuthDecap, which only DHKEMs have.
+    """
 
     kem_id: int
     name: str
@@ -200,6 +274,33 @@ class DhKem(ABC, Generic[PrivT, PubT]):
     n_enc: int
     n_pk: int
     n_sk: int
+    suite_id: bytes
+    load_public: Callable[[bytes], object]
+
+    @abstractmethod
+    def derive_key_pair(self, ikm: bytes) -> tuple[bytes, bytes]:
+        """DeriveKeyPair(ikm): (SerializePrivateKey(sk), SerializePublicKey(pk))."""
+
+    @abstractmethod
+    def public_key(self, sk: bytes) -> bytes:
+        """SerializePublicKey(pk(sk)); raises InvalidKey."""
+
+    @abstractmethod
+    def load_private(self, sk: bytes) -> object:
+        """DeserializePrivateKey; raises InvalidKey."""
+
+    @abstractmethod
+    def encap(self, pk_r: bytes, ikm_e: bytes, sk_s: bytes | None = None) -> tuple[bytes, bytes]:
+        """Encap (AuthEncap with ``sk_s``): (shared_secret, enc); raises InvalidKey."""
+
+    @abstractmethod
+    def decap(self, enc: bytes, sk_r: bytes, pk_s: bytes | None = None) -> bytes:
+        """Decap (AuthDecap with ``pk_s``); raises DecryptFailed."""
+
+
+class DhKem(Kem, Generic[PrivT, PubT]):
+    """DHKEM(Group, KDF). Keys cross the API as serialized bytes (§7.1.1, §7.1.2)."""
+
     n_dh: int
     kdf: Kdf
 
@@ -223,6 +324,9 @@ class DhKem(ABC, Generic[PrivT, PubT]):
     @abstractmethod
     def _load_public(self, pk: bytes) -> PubT:
         """DeserializePublicKey with the validation of §7.1.4; raises InvalidKey."""
+
+    def _pub(self, pk: bytes) -> PubT:
+        return self.load_public(pk)  # type: ignore[return-value]
 
     @abstractmethod
     def public_bytes(self, priv: PrivT) -> bytes:
@@ -252,7 +356,7 @@ class DhKem(ABC, Generic[PrivT, PubT]):
 
     def encap(self, pk_r: bytes, ikm_e: bytes, sk_s: bytes | None = None) -> tuple[bytes, bytes]:
         """Encap (or AuthEncap when ``sk_s`` is given); returns (shared_secret, enc)."""
-        pub_r = self.load_public(pk_r)
+        pub_r = self._pub(pk_r)
         priv_e, _ = self._derive_private(ikm_e)
         enc = self.public_bytes(priv_e)
         dh = self._dh(priv_e, pub_r)
@@ -274,7 +378,7 @@ class DhKem(ABC, Generic[PrivT, PubT]):
             raise DecryptFailed(f"HPKE: invalid encapsulated key ({exc})") from None
         kem_context = enc + self.public_bytes(priv_r)
         if pk_s is not None:
-            dh += self._dh(priv_r, self.load_public(pk_s))
+            dh += self._dh(priv_r, self._pub(pk_s))
             kem_context += pk_s
         return self._extract_and_expand(dh, kem_context)
 
@@ -452,17 +556,19 @@ KEM_X448: XKem[x448.X448PrivateKey, x448.X448PublicKey] = XKem(
     56,
     KDF_HKDF_SHA512,
 )
-_KEMS: dict[int, DhKem[object, object]] = {
-    k.kem_id: k  # type: ignore[misc]
-    for k in (KEM_P256, KEM_P384, KEM_P521, KEM_X25519, KEM_X448)
-}
+_KEMS: dict[int, Kem] = {k.kem_id: k for k in (KEM_P256, KEM_P384, KEM_P521, KEM_X25519, KEM_X448)}
 
 
-def kem_by_id(kem_id: int) -> DhKem[object, object]:
-    try:
-        return _KEMS[kem_id]
-    except KeyError:
-        raise UnsupportedError(f"HPKE KEM 0x{kem_id:04x} is not implemented") from None
+def kem_by_id(kem_id: int) -> Kem:
+    """The KEM with this RFC 9180 / draft-ietf-hpke-pq id; raises UnsupportedError."""
+    kem = _KEMS.get(kem_id)
+    if kem is not None:
+        return kem
+    # The post-quantum KEMs live in their own module (imported lazily: it needs hashlib's
+    # SHAKE and cryptography's ML-KEM, and reports clearly when those are missing).
+    from mls.crypto import pq
+
+    return pq.kem_by_id(kem_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,8 +632,13 @@ class Context:
         return pt
 
     def export(self, exporter_context: bytes, length: int) -> bytes:
-        # RFC 9180 §5.3: LabeledExpand(exporter_secret, "sec", exporter_context, L).
+        # RFC 9180 §5.3: LabeledExpand(exporter_secret, "sec", exporter_context, L); with a
+        # one-stage KDF, LabeledDerive (draft-ietf-hpke-hpke §5.3).
         h = self._hpke
+        if isinstance(h.kdf, OneStageKdf):
+            return h.kdf.labeled_derive(
+                h.suite_id, self._exporter_secret, b"sec", exporter_context, length
+            )
         return h.kdf.labeled_expand(
             h.suite_id, self._exporter_secret, b"sec", exporter_context, length
         )
@@ -536,7 +647,7 @@ class Context:
 class Hpke:
     """One HPKE ciphersuite (KEM, KDF, AEAD) with all four modes of RFC 9180 §5."""
 
-    def __init__(self, kem: DhKem[object, object], kdf: Kdf, aead: Aead) -> None:
+    def __init__(self, kem: Kem, kdf: Kdf | OneStageKdf, aead: Aead) -> None:
         self.kem = kem
         self.kdf = kdf
         self.aead = aead
@@ -548,7 +659,11 @@ class Hpke:
             + aead.aead_id.to_bytes(2, "big")
         )
         # psk_id_hash for the empty psk_id is a per-suite constant (base and auth modes).
-        self._empty_psk_id_hash = kdf.labeled_extract(self.suite_id, b"", b"psk_id_hash", b"")
+        self._empty_psk_id_hash = (
+            b""
+            if isinstance(kdf, OneStageKdf)
+            else kdf.labeled_extract(self.suite_id, b"", b"psk_id_hash", b"")
+        )
         # MLS reuses one info (EncryptContext) for every recipient of an UpdatePath.
         self._info_hash = functools.lru_cache(maxsize=256)(self._info_hash_uncached)
 
@@ -556,7 +671,24 @@ class Hpke:
         return f"Hpke({self.kem.name}, {self.kdf.name}, {self.aead.name})"
 
     def _info_hash_uncached(self, info: bytes) -> bytes:
+        assert isinstance(self.kdf, Kdf)
         return self.kdf.labeled_extract(self.suite_id, b"", b"info_hash", info)
+
+    def _combine_one_stage(
+        self,
+        kdf: OneStageKdf,
+        mode: int,
+        shared_secret: bytes,
+        info: bytes,
+        psk: bytes,
+        psk_id: bytes,
+    ) -> tuple[bytes, bytes, bytes, bytes]:
+        # draft-ietf-hpke-hpke §5.1 CombineSecrets_OneStage.
+        secrets = _length_prefixed(psk) + _length_prefixed(shared_secret)
+        context = bytes((mode,)) + _length_prefixed(psk_id) + _length_prefixed(info)
+        nk, nn = self.aead.nk, self.aead.nn
+        secret = kdf.labeled_derive(self.suite_id, secrets, b"secret", context, nk + nn + kdf.nh)
+        return context, secret[:nk], secret[nk : nk + nn], secret[nk + nn :]
 
     def key_schedule(
         self, mode: int, shared_secret: bytes, info: bytes, psk: bytes, psk_id: bytes
@@ -564,6 +696,8 @@ class Hpke:
         """RFC 9180 §5.1 KeySchedule: (key_schedule_context, key, base_nonce, exporter_secret)."""
         _verify_psk_inputs(mode, psk, psk_id)
         kdf, sid = self.kdf, self.suite_id
+        if isinstance(kdf, OneStageKdf):
+            return self._combine_one_stage(kdf, mode, shared_secret, info, psk, psk_id)
         psk_id_hash = (
             kdf.labeled_extract(sid, b"", b"psk_id_hash", psk_id)
             if psk_id
@@ -613,6 +747,11 @@ class Hpke:
     def _base_key_nonce(self, shared_secret: bytes, info: bytes) -> tuple[bytes, bytes]:
         # The single-shot base-mode path: the key schedule without the unused exporter secret.
         kdf, sid = self.kdf, self.suite_id
+        if isinstance(kdf, OneStageKdf):
+            _, key, nonce, _ = self._combine_one_stage(
+                kdf, MODE_BASE, shared_secret, info, b"", b""
+            )
+            return key, nonce
         context = b"\x00" + self._empty_psk_id_hash + self._info_hash(info)
         secret = kdf.labeled_extract(sid, shared_secret, b"secret", b"")
         key = kdf.labeled_expand(sid, secret, b"key", context, self.aead.nk)
@@ -660,7 +799,7 @@ def _check_auth(mode: int, key: bytes | None) -> None:
 @functools.cache
 def hpke_suite(kem_id: int, kdf_id: int, aead_id: int) -> Hpke:
     """The :class:`Hpke` for a (KEM, KDF, AEAD) triple; raises UnsupportedError."""
-    return Hpke(kem_by_id(kem_id), kdf_by_id(kdf_id), aead_by_id(aead_id))
+    return Hpke(kem_by_id(kem_id), hpke_kdf_by_id(kdf_id), aead_by_id(aead_id))
 
 
 # ---------------------------------------------------------------------------------------------

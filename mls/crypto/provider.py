@@ -1,4 +1,5 @@
-"""Crypto providers: one :class:`CipherSuite` per RFC 9420 §17.1 suite id, sharing an RNG.
+"""Crypto providers: one :class:`CipherSuite` per suite id (RFC 9420 §17.1 and the suites of
+:mod:`mls.crypto.registry`), sharing an RNG.
 
 ``CryptoProvider(rng=...)`` is the seam that makes randomness injectable (STYLE §2 example 1):
 tests pass a deterministic ``rng`` and every ephemeral key, HPKE encapsulation and generated
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import os
 
-from mls.crypto.suites import CipherSuite, Rng, suite_params
+from mls.crypto.registry import check_available, suite_params
+from mls.crypto.suites import CipherSuite, Rng
 
 __all__ = ["CryptoProvider", "default_provider", "get_suite"]
 
@@ -44,10 +46,13 @@ class CryptoProvider:
 
     def suite(self, suite_id: int) -> CipherSuite:
         """The suite with this id; raises UnsupportedError for unknown ids."""
+        params = suite_params(suite_id)
         cs = self._suites.get(suite_id)
-        if cs is None:
+        # The registry can map an id anew (another profile): rebuild the suite then.
+        if cs is None or cs.params is not params:
+            check_available(params)
             cs = CipherSuite(
-                suite_params(suite_id),
+                params,
                 self.rng,
                 native_seal=self._native_seal,
                 native_open=self._native_open,

@@ -8,6 +8,7 @@ test vectors. Protocol code should call :mod:`mls.crypto.labels` rather than ``k
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac as _std_hmac
 import os
@@ -16,12 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hmac
+from cryptography.hazmat.primitives import hashes, hmac
 
 from mls.crypto import hpke as _hpke
 from mls.crypto import signatures as _sig
 from mls.crypto.counters import COUNTERS
-from mls.errors import AuthError, DecryptFailed, InternalError, UnsupportedError, UsageError
+from mls.errors import AuthError, DecryptFailed, InternalError, UsageError
 
 __all__ = ["SUITES", "CipherSuite", "Rng", "SuiteParams"]
 
@@ -31,7 +32,12 @@ Rng = Callable[[int], bytes]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SuiteParams:
-    """One row of the RFC 9420 §17.1 table."""
+    """One cipher suite: a row of the RFC 9420 §17.1 table, or one registered in
+    :mod:`mls.crypto.registry` (post-quantum suites, application-defined ones).
+
+    ``derive`` selects the DeriveKeyPair of a post-quantum KEM: ``"hpke-pq"``
+    (draft-ietf-hpke-pq) or ``"ts-mls-1"`` (the ts-mls 1.x compatibility profile).
+    """
 
     suite_id: int
     name: str
@@ -40,6 +46,8 @@ class SuiteParams:
     aead_id: int
     hash_name: str
     signature: _sig.SignatureScheme[Any, Any]
+    derive: str = "hpke-pq"
+    note: str = ""
 
 
 SUITES: dict[int, SuiteParams] = {
@@ -157,15 +165,17 @@ class CipherSuite:
         self.suite_id = params.suite_id
         self.name = params.name
         self._rng = rng
-        self.hpke = _hpke.hpke_suite(params.kem_id, params.kdf_id, params.aead_id)
+        self.hpke = _hpke_for(params.kem_id, params.kdf_id, params.aead_id, params.derive)
         self.kem = self.hpke.kem
-        self._kdf = self.hpke.kdf
+        self._kdf = _hpke.kdf_by_id(params.kdf_id)  # MLS needs a two-stage KDF
         self._aead = self.hpke.aead
         self._sig = params.signature
         # hashlib and cryptography both call OpenSSL; hashlib's one-shot call is ~3x cheaper
         # per tree-hash node. HMAC stays on cryptography, which is the faster of the two.
         self._hash_ctor = getattr(hashlib, params.hash_name)
-        self._hmac_alg = self._kdf.algorithm
+        # RFC 9420 §5.1: MAC is HMAC with the suite's hash (the KDF's hash may differ, as in
+        # the ts-mls-1 profile: HKDF-SHA512 with SHA-384).
+        self._hmac_alg = _HASHES[params.hash_name]
         self.hash_len = self._kdf.nh
         self.aead_key_len = self._aead.nk
         self.aead_nonce_len = self._aead.nn
@@ -307,8 +317,26 @@ class CipherSuite:
         self._sig.verify(pk, message, signature)
 
 
+_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "sha256": hashes.SHA256(),
+    "sha384": hashes.SHA384(),
+    "sha512": hashes.SHA512(),
+}
+
+
+@functools.cache
+def _hpke_for(kem_id: int, kdf_id: int, aead_id: int, derive: str) -> _hpke.Hpke:
+    if derive == "hpke-pq":
+        return _hpke.hpke_suite(kem_id, kdf_id, aead_id)
+    from mls.crypto import pq
+
+    return _hpke.Hpke(
+        pq.kem_by_id(kem_id, derive), _hpke.kdf_by_id(kdf_id), _hpke.aead_by_id(aead_id)
+    )
+
+
 def suite_params(suite_id: int) -> SuiteParams:
-    try:
-        return SUITES[suite_id]
-    except KeyError:
-        raise UnsupportedError(f"cipher suite {suite_id} is not supported") from None
+    """The parameters of a suite id under the active registry (:mod:`mls.crypto.registry`)."""
+    from mls.crypto import registry
+
+    return registry.suite_params(suite_id)

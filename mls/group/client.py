@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from mls.constants import CredentialType, LeafNodeSource, ProtocolVersion
 from mls.credentials import Credential
-from mls.crypto import CipherSuite, get_suite
+from mls.crypto import CipherSuite, get_suite, supported_suites
 from mls.errors import NoMatchingKeyPackage, UsageError
 from mls.extensions import Extension
 from mls.messages.key_package import KeyPackage
@@ -45,7 +45,7 @@ def default_capabilities(
     """What this library supports (§7.2): default extension and proposal types need no listing."""
     return Capabilities(
         versions=(ProtocolVersion.mls10,),
-        cipher_suites=ALL_SUITES,
+        cipher_suites=supported_suites(),  # 1-7 and the active PQ profile's (registry)
         extensions=extensions,
         proposals=proposals,
         credentials=(CredentialType.basic, CredentialType.x509),

@@ -93,9 +93,9 @@ def test_unsupported_suite(sid: int) -> None:
 
 def test_unsupported_hpke_algorithms() -> None:
     with pytest.raises(UnsupportedError):
-        hpke.hpke_suite(0x0030, 1, 1)  # X-Wing is not implemented
+        hpke.hpke_suite(0x0030, 1, 1)  # an early X-Wing id; X-Wing is 0x647a
     with pytest.raises(UnsupportedError):
-        hpke.hpke_suite(0x0020, 0x0010, 1)
+        hpke.hpke_suite(0x0020, 0x0012, 1)  # TurboSHAKE128 is not available
     with pytest.raises(UnsupportedError):
         hpke.hpke_suite(0x0020, 1, 0x0004)
 
