@@ -280,6 +280,18 @@ class UnknownKeyID(UnknownSender):
         self.kid = kid
 
 
+class TooManyKeyIDs(UnknownKeyID):
+    """A frame under a KID new to its epoch, when the epoch already holds the configured maximum
+    of receive contexts: no key is created for it (a bound on the memory any member, who knows
+    the shared ``base_key`` and can mint any KID, can make a receiver spend; RFC 9605 §7.2)."""
+
+
+class NonceSpaceExhausted(InvalidState):
+    """An SFrame sender has no unused (``base_key``, KID, CTR) left (RFC 9605 §9.1: each MUST be
+    used at most once): its CTR reached 2^64 - 1, or its call session no longer fits the KID's
+    context bits. A commit (new epoch, new ``base_key``) or a new group is needed."""
+
+
 class InvalidContent(DecodeError):
     """MIMI content (draft-ietf-mimi-content) that is not deterministic CBOR (§ CBOR Data Model
     and Encoding Restrictions) or does not match the ``mimiContent`` CDDL (Appendix B)."""

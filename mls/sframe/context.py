@@ -1,12 +1,24 @@
-"""An SFrame call context bound to an MLS group (RFC 9605 §4.4, §5.2, §9.4, Appendix A).
+"""An SFrame call context bound to an MLS group (RFC 9605 §4.4, §5.2, §9.3, Appendix A).
 
 :class:`SFrameContext` keeps, for each MLS epoch it holds:
 
 - the send keys of this member (one per context id, each with its next CTR; a key is never used
   for receiving, §4.4.1), and
 - the receive keys of the other senders, derived on first use and kept only once a frame under
-  them has authenticated, each with an anti-replay window over CTR values (§9.4, in the style
+  them has authenticated, each with an anti-replay window over CTR values (§9.3, in the style
   of RFC 3711 §3.3.2).
+
+Memory is bounded whatever peers send: a replay window holds at most ``replay_window`` bits
+however far a CTR jumps, and an epoch holds at most ``max_receivers`` receive contexts. Every
+member knows the epoch's shared ``base_key`` (§7.2: no per-sender authentication), so one member
+can mint authentic frames under any number of KIDs; past the cap, frames under new KIDs are
+refused with :class:`~mls.errors.TooManyKeyIDs` before any key is derived.
+
+Each (``base_key``, KID, CTR) is used at most once (§9.1): a context encrypts only in its newest
+epoch, epochs only move forward, and each KID's CTR only grows, refusing to wrap with
+:class:`~mls.errors.NonceSpaceExhausted`. Across processes this holds only if no two contexts of
+one member ever send under the same KID in one epoch; callers give each one its own context id
+(:mod:`mls.app.calls` uses a persisted, never reused call session number).
 
 ``epoch_changed(exporter, now=...)`` switches to a new epoch. The previous epochs stay available for
 *receiving* until ``now + grace_period`` so that frames in flight still decrypt; an epoch whose
@@ -22,10 +34,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mls.errors import InvalidState, ReplayedMessage, UnknownKeyID, UsageError
+from mls.errors import (
+    InvalidState,
+    NonceSpaceExhausted,
+    ReplayedMessage,
+    TooManyKeyIDs,
+    UnknownKeyID,
+    UsageError,
+)
 from mls.sframe.cipher import FrameKey, SFrameSuite, get_suite
 from mls.sframe.header import MAX_VALUE, parse_header
 from mls.sframe.keys import EpochKeys, Exporter
+
+#: The widest replay window accepted: 8 KiB of bitmap per receive context.
+MAX_REPLAY_WINDOW = 1 << 16
+#: Default cap on the receive contexts (KIDs) held per epoch.
+DEFAULT_MAX_RECEIVERS = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,20 +67,32 @@ class DecryptedFrame:
 
 
 class ReplayWindow:
-    """Sliding anti-replay window over CTR values (RFC 9605 §9.4, RFC 3711 §3.3.2).
+    """Sliding anti-replay window over CTR values (RFC 9605 §9.3, RFC 3711 §3.3.2).
 
     Bit ``i`` of the bitmap records that ``top - i`` was accepted. Counters more than ``size - 1``
-    below the highest accepted one are rejected as possible replays.
+    below the highest accepted one are rejected as possible replays. The bitmap never holds more
+    than ``size`` bits: a jump of ``size`` or more clears it instead of shifting it, so a frame
+    with a CTR of 2^63 costs no more memory than one with CTR ``top + 1``.
     """
 
-    __slots__ = ("_bits", "_size", "_top")
+    __slots__ = ("_bits", "_mask", "_size", "_top")
 
     def __init__(self, size: int) -> None:
-        if size < 1:
-            raise UsageError("replay window must hold at least one counter")
+        if not 1 <= size <= MAX_REPLAY_WINDOW:
+            raise UsageError(f"replay window must hold 1..{MAX_REPLAY_WINDOW} counters, got {size}")
         self._size = size
+        self._mask = (1 << size) - 1
         self._top = -1
         self._bits = 0
+
+    @property
+    def top(self) -> int:
+        """The highest CTR accepted so far (-1 before the first)."""
+        return self._top
+
+    def state(self) -> tuple[int, int, int]:
+        """``(size, top, bitmap)``: everything the window decides with (for tests and audits)."""
+        return self._size, self._top, self._bits
 
     def check(self, ctr: int) -> None:
         """Raise :class:`ReplayedMessage` if ``ctr`` was seen or is too old to tell."""
@@ -72,7 +108,9 @@ class ReplayWindow:
         """Record ``ctr``; call only after the frame authenticated (forgeries must not move it)."""
         if ctr > self._top:
             shift = ctr - self._top
-            self._bits = ((self._bits << shift) | 1) & ((1 << self._size) - 1)
+            # Shifting by the jump itself would allocate shift bits (2^40 for one forged-looking
+            # but authentic frame): every old bit falls out of the window anyway.
+            self._bits = 1 if shift >= self._size else ((self._bits << shift) | 1) & self._mask
             self._top = ctr
         else:
             self._bits |= 1 << (self._top - ctr)
@@ -111,7 +149,8 @@ class SFrameContext:
 
     ``suite``: the SFrame cipher suite id (RFC 9605 §4.5); ``epoch_bits``: ``E`` of §5.2;
     ``grace_period``: how long (in the caller's clock unit) a replaced epoch stays usable for
-    receiving; ``replay_window``: how many CTR values below the highest one are still accepted.
+    receiving; ``replay_window``: how many CTR values below the highest one are still accepted
+    (1 to 2^16); ``max_receivers``: how many receive contexts (KIDs) one epoch may hold.
     """
 
     def __init__(
@@ -121,6 +160,7 @@ class SFrameContext:
         epoch_bits: int = 4,
         grace_period: int = 0,
         replay_window: int = 128,
+        max_receivers: int = DEFAULT_MAX_RECEIVERS,
     ) -> None:
         self.suite = suite if isinstance(suite, SFrameSuite) else get_suite(suite)
         # Leaf indices are uint32 (RFC 9420 §7.1), so S <= 32 and E <= 32 always fit 64 bits.
@@ -128,10 +168,13 @@ class SFrameContext:
             raise UsageError(f"epoch_bits must be in 0..32, got {epoch_bits}")
         if grace_period < 0:
             raise UsageError("grace_period must be non-negative")
+        if max_receivers < 1:
+            raise UsageError("max_receivers must be at least 1")
         self.epoch_bits = epoch_bits
         self.grace_period = grace_period
         self.replay_window = replay_window
         ReplayWindow(replay_window)  # validates the size
+        self.max_receivers = max_receivers
         self._mask = (1 << epoch_bits) - 1
         self._current: _Epoch | None = None
         self._epochs: dict[int, _Epoch] = {}  # low E bits of the epoch -> epoch state
@@ -149,13 +192,28 @@ class SFrameContext:
         """Every epoch whose receive keys are held (current and in grace), oldest first."""
         return sorted(e.keys.epoch for e in self._epochs.values())
 
+    def receive_windows(self) -> dict[int, tuple[int, int, int]]:
+        """KID -> ``(size, top, bitmap)`` of every held receive context (no key material)."""
+        return {
+            kid: rx.window.state()
+            for ep in self._epochs.values()
+            for kid, rx in ep.receivers.items()
+        }
+
+    @property
+    def context_bits(self) -> int:
+        """How many high KID bits the current epoch leaves for context ids: ``64 - S - E``."""
+        layout = self._require_current().keys.layout
+        return 64 - layout.index_bits - layout.epoch_bits
+
     def epoch_changed(self, exporter: Exporter, *, now: int) -> None:
         """Switch to the epoch of ``exporter`` (called after each MLS commit is merged)."""
         old = self._current
         new_epoch = exporter.epoch
         if old is not None and new_epoch <= old.keys.epoch:
             # The send counters restart at 0 in a new epoch: re-entering an epoch would reuse
-            # (key, nonce) pairs (RFC 9605 §9.4: senders MUST NOT encrypt twice with one nonce).
+            # (key, nonce) pairs (RFC 9605 §7.4, §9.1: senders MUST NOT encrypt twice with one
+            # nonce).
             raise InvalidState(f"epoch {new_epoch} is not after the current {old.keys.epoch}")
         keys = EpochKeys.from_exporter(exporter, self.suite, epoch_bits=self.epoch_bits)
         if old is not None:
@@ -206,7 +264,10 @@ class SFrameContext:
             sender = ep.senders[context_id] = _Sender(ep.keys.frame_key(kid))
         ctr = sender.next_ctr
         if ctr > MAX_VALUE:
-            raise InvalidState("SFrame CTR space of this KID is exhausted; wait for a new epoch")
+            # RFC 9605 §9.1: a wrapped CTR would repeat a (base_key, KID, CTR).
+            raise NonceSpaceExhausted(
+                "SFrame CTR space of this KID is exhausted: commit to start a new epoch"
+            )
         out = sender.key.encrypt(ctr, metadata, plaintext)
         sender.next_ctr = ctr + 1
         return out
@@ -217,8 +278,9 @@ class SFrameContext:
         """Authenticate and decrypt one SFrame ciphertext (RFC 9605 §4.4.4).
 
         Raises :class:`~mls.errors.DecodeError` (bad header), :class:`~mls.errors.UnknownKeyID`
-        (no key for the KID), :class:`~mls.errors.ReplayedMessage` or
-        :class:`~mls.errors.DecryptFailed`; the context is unchanged by any failure.
+        (no key for the KID; :class:`~mls.errors.TooManyKeyIDs` when the epoch is full),
+        :class:`~mls.errors.ReplayedMessage` or :class:`~mls.errors.DecryptFailed`; the context
+        is unchanged by any failure.
         """
         kid, ctr, n = parse_header(ciphertext)
         self.expire(now)
@@ -229,6 +291,12 @@ class SFrameContext:
         fresh = rx is None
         if rx is None:
             parts = ep.keys.sender_of(kid)
+            if len(ep.receivers) >= self.max_receivers:
+                raise TooManyKeyIDs(
+                    f"SFrame KID {kid:#x}: epoch {ep.keys.epoch} already holds "
+                    f"{self.max_receivers} receive contexts",
+                    kid=kid,
+                )
             rx = _Receiver(
                 ep.keys.frame_key(kid), parts.sender_index, parts.context_id, self.replay_window
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import tracemalloc
 from dataclasses import dataclass
 
 import pytest
@@ -20,7 +21,9 @@ from mls.errors import (
     DecryptFailed,
     InvalidState,
     MLSError,
+    NonceSpaceExhausted,
     ReplayedMessage,
+    TooManyKeyIDs,
     UnknownKeyID,
     UnknownSender,
     UnsupportedError,
@@ -38,6 +41,7 @@ from mls.sframe import (
     index_bits,
     parse_header,
 )
+from mls.sframe.context import MAX_REPLAY_WINDOW
 from mls.sframe.header import MAX_VALUE
 from mls.sframe.keys import BASE_KEY_LABEL, EpochKeys
 
@@ -409,8 +413,14 @@ def test_ctr_exhaustion() -> None:
     last = a.encrypt(b"last")
     assert parse_header(last)[1] == MAX_VALUE
     assert b.decrypt(last, now=0).ctr == MAX_VALUE
-    with pytest.raises(InvalidState):
+    state = a.receive_windows(), b.receive_windows(), sender.next_ctr
+    with pytest.raises(NonceSpaceExhausted) as info:
         a.encrypt(b"one too many")
+    assert type(info.value) is NonceSpaceExhausted and isinstance(info.value, InvalidState)
+    assert "commit" in str(info.value)
+    assert (a.receive_windows(), b.receive_windows(), sender.next_ctr) == state
+    # Only that KID is spent: another context of the same member still sends.
+    assert b.decrypt(a.encrypt(b"other stream", context_id=1), now=0).ctr == 0
 
 
 def test_removed_member_cannot_decrypt_new_epochs() -> None:
@@ -449,3 +459,104 @@ def test_context_decrypt_arbitrary_bytes(data: bytes) -> None:
     _, (_, b) = members(2)
     with pytest.raises((DecodeError, UnknownKeyID, DecryptFailed)):
         b.decrypt(data, now=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 11 item 12: memory stays bounded whatever CTR and KID values authentic frames carry.
+# Every member holds the epoch's base_key (RFC 9605 §7.2), so "insider" frames below are genuine:
+# built with the public EpochKeys/FrameKey API from the same exporter the group uses.
+
+
+def insider_key(group: Group, epoch: int, sender: int, context_id: int = 0) -> FrameKey:
+    keys = EpochKeys.from_exporter(group.exporter(epoch, sender), get_suite(4), epoch_bits=4)
+    return keys.frame_key(keys.kid(sender, context_id))
+
+
+def peak_bytes(fn: object) -> int:
+    assert callable(fn)
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("jump", [1 << 40, 1 << 62, MAX_VALUE], ids=["2^40", "2^62", "2^64-1"])
+def test_huge_ctr_jump_costs_o_window_memory(jump: int) -> None:
+    group, (a, b) = members(2)
+    for i in range(3):
+        assert b.decrypt(a.encrypt(bytes([i])), now=0).ctr == i
+    frame = insider_key(group, 1, 0).encrypt(jump, b"", b"far ahead")
+    # Before the fix the window shifted its bitmap by the jump: 2^40 bits, a MemoryError.
+    peak = peak_bytes(lambda: b.decrypt(frame, now=0))
+    assert peak < 64 * 1024, peak
+    ((kid, (size, top, bits)),) = b.receive_windows().items()
+    assert (kid, size, top, bits) == (a.own_kid(), 128, jump, 1)
+    # The window moved to the jump: the sender's own earlier counters are now too old, the replay
+    # is refused, and neither refusal changes the window.
+    state = b.receive_windows()
+    for old in (a.encrypt(b"late"), frame):
+        with pytest.raises(ReplayedMessage):
+            b.decrypt(old, now=0)
+    assert b.receive_windows() == state
+    if jump < MAX_VALUE:
+        assert (
+            b.decrypt(insider_key(group, 1, 0).encrypt(jump + 1, b"", b"n"), now=0).ctr == jump + 1
+        )
+
+
+def test_replay_window_jump_is_bounded_by_its_size() -> None:
+    w = ReplayWindow(MAX_REPLAY_WINDOW)
+    w.commit(5)
+    peak = peak_bytes(lambda: w.commit(1 << 62))
+    assert peak < 4 * MAX_REPLAY_WINDOW // 8 + 4096, peak
+    assert w.state() == (MAX_REPLAY_WINDOW, 1 << 62, 1)
+    # A jump just inside the window keeps the old bit at the far end; one more step drops it.
+    w.commit((1 << 62) + MAX_REPLAY_WINDOW - 1)
+    assert w.state()[2] == 1 | (1 << (MAX_REPLAY_WINDOW - 1))
+    w.commit((1 << 62) + MAX_REPLAY_WINDOW)
+    assert w.state()[2] == 0b11
+    for size in (0, MAX_REPLAY_WINDOW + 1, 1 << 40):
+        with pytest.raises(UsageError):
+            ReplayWindow(size)
+    with pytest.raises(UsageError):
+        SFrameContext(4, replay_window=1 << 40)
+
+
+def test_forged_huge_ctr_leaves_the_window_identical() -> None:
+    _, (a, b) = members(2)
+    b.decrypt(a.encrypt(b"0"), now=0)
+    state = b.receive_windows()
+    for ctr in (1 << 40, 1 << 62, MAX_VALUE):
+        with pytest.raises(DecryptFailed):
+            b.decrypt(encode_header(a.own_kid(), ctr) + bytes(32), now=0)
+    assert b.receive_windows() == state
+    assert b.decrypt(a.encrypt(b"1"), now=0).ctr == 1
+
+
+def test_receive_contexts_per_epoch_are_capped() -> None:
+    group = Group("g", 2)
+    b = SFrameContext(4, max_receivers=3)
+    b.epoch_changed(group.exporter(1, 1), now=0)
+    # A member mints authentic frames under fresh context ids (any 60-bit value is a valid KID).
+    frames = [insider_key(group, 1, 0, ctx).encrypt(0, b"", b"x") for ctx in range(6)]
+    for f in frames[:3]:
+        b.decrypt(f, now=0)
+    state = b.receive_windows()
+    assert len(state) == 3
+    for f in frames[3:]:
+        with pytest.raises(TooManyKeyIDs) as info:
+            b.decrypt(f, now=0)
+        assert type(info.value) is TooManyKeyIDs and isinstance(info.value, UnknownKeyID)
+        assert info.value.kid == parse_header(f)[0]
+    assert b.receive_windows() == state
+    # Known KIDs keep working; the replay check still holds for them.
+    assert b.decrypt(insider_key(group, 1, 0, 2).encrypt(1, b"", b"y"), now=0).ctr == 1
+    with pytest.raises(ReplayedMessage):
+        b.decrypt(frames[0], now=0)
+    # The cap is per epoch: the next epoch starts empty.
+    b.epoch_changed(group.exporter(2, 1), now=1)
+    assert b.decrypt(insider_key(group, 2, 0, 5).encrypt(0, b"", b"z"), now=1).context_id == 5
+    with pytest.raises(UsageError):
+        SFrameContext(4, max_receivers=0)
