@@ -11,27 +11,29 @@ binds one member's :class:`~mls.sframe.SFrameContext` to the group's epochs:
 - a member removed from the group never learns a later epoch's exporter, so it cannot derive
   later keys; :meth:`GroupCall.leave` drops the keys it held.
 
-**Nonce uniqueness across restarts.** SFrame nonces come from a per-KID counter that starts at 0
-(§4.4.3); a member that restarted inside one epoch and rejoined the call would reuse (key, CTR)
-pairs. Each call session therefore sends under its own KID *context* (the high KID bits that
-§5.2 leaves to the application for uncoordinated streams), taken from a per-group session
-counter that :class:`~mls.app.client.ChatClient` persists before the call starts.
+**Nonce uniqueness across restarts** (RFC 9605 §9.1: each (``base_key``, KID, CTR) at most
+once). SFrame nonces come from a per-KID counter that starts at 0 (§4.4.3); a member that
+restarted inside one epoch and rejoined the call would reuse (key, CTR) pairs. Each call session
+therefore sends under its own KID *context* (the high KID bits that §5.2 leaves to the application
+for uncoordinated streams): the session number itself, from a per-group counter that
+:class:`~mls.app.client.ChatClient` persists before the call starts. Session numbers are never
+reduced modulo anything, so two sessions never share a KID, however many calls one epoch sees;
+a session number that does not fit the ``64 - S - E`` context bits of the current epoch refuses
+to send (:class:`~mls.errors.NonceSpaceExhausted`) instead of wrapping. With the default ``E = 8``
+that is after 2^24 sessions in the largest possible tree and 2^46 in a group of 1024 leaves.
 """
 
 from __future__ import annotations
 
-from mls.errors import UsageError
+from mls.errors import NonceSpaceExhausted, UsageError
 from mls.group import Group
 from mls.sframe import DecryptedFrame, SFrameContext
 from mls.sframe.cipher import AES_128_GCM_SHA256_128
+from mls.sframe.context import DEFAULT_MAX_RECEIVERS
 
 __all__ = ["DEFAULT_SFRAME_SUITE", "GroupCall", "GroupExporter"]
 
 DEFAULT_SFRAME_SUITE = AES_128_GCM_SHA256_128
-# Session ids fill the KID context bits; with E <= 16 and at most 2**32 leaves (S <= 32) at least
-# 16 bits are free. Wrapping after 65536 call sessions within one group is acceptable only because
-# each session's counters also restart with each epoch's fresh base_key.
-_SESSION_BITS = 16
 
 
 class GroupExporter:
@@ -62,8 +64,9 @@ class GroupCall:
     """One member's media keys for a call in one MLS group.
 
     ``now`` and ``grace_period`` are in seconds (the caller's clock, as everywhere in
-    ``mls.app``). ``session`` selects the KID context this member sends under (see the module
-    docstring); frames from any context of another member are accepted.
+    ``mls.app``). ``session`` is the KID context this member sends under (see the module
+    docstring): the caller MUST NOT use one session number twice in a group (RFC 9605 §9.1), so it
+    has no default. Frames from any context of another member are accepted.
     """
 
     def __init__(
@@ -71,20 +74,38 @@ class GroupCall:
         group: Group,
         *,
         now: int,
-        session: int = 0,
+        session: int,
         suite: int = DEFAULT_SFRAME_SUITE,
         epoch_bits: int = 8,
         grace_period: int = 2,
         replay_window: int = 256,
+        max_receivers: int = DEFAULT_MAX_RECEIVERS,
     ) -> None:
         if not 0 <= epoch_bits <= 16:
             raise UsageError("epoch_bits must be in 0..16 (leave room for the session id)")
+        if session < 0:
+            raise UsageError(f"call session must be non-negative, got {session}")
         self._group_id = group.group_id
-        self._context_id = session % (1 << _SESSION_BITS)
-        self._sframe = SFrameContext(
-            suite, epoch_bits=epoch_bits, grace_period=grace_period, replay_window=replay_window
+        self._context_id = session
+        sframe = SFrameContext(
+            suite,
+            epoch_bits=epoch_bits,
+            grace_period=grace_period,
+            replay_window=replay_window,
+            max_receivers=max_receivers,
         )
-        self._sframe.epoch_changed(GroupExporter(group), now=now)
+        sframe.epoch_changed(GroupExporter(group), now=now)
+        self._check_context(sframe)
+        self._sframe = sframe
+
+    def _check_context(self, sframe: SFrameContext) -> None:
+        bits = sframe.context_bits
+        if self._context_id >> bits:
+            # RFC 9605 §9.1: truncating the session to fit would give it an earlier session's KID.
+            raise NonceSpaceExhausted(
+                f"call session {self._context_id} does not fit the {bits} KID context bits of "
+                "this epoch: no unused SFrame KID is left for this member in this group"
+            )
 
     @property
     def group_id(self) -> bytes:
@@ -123,7 +144,13 @@ class GroupCall:
         self._sframe.leave()
 
     def encrypt(self, media: bytes, metadata: bytes = b"") -> bytes:
-        """One SFrame ciphertext of ``media`` under this member's current-epoch key."""
+        """One SFrame ciphertext of ``media`` under this member's current-epoch key.
+
+        Raises :class:`~mls.errors.NonceSpaceExhausted` if this session has no unused
+        (``base_key``, KID, CTR) left in the current epoch (the tree grew past what its session
+        number fits, or 2^64 frames were sent).
+        """
+        self._check_context(self._sframe)
         return self._sframe.encrypt(media, metadata, context_id=self._context_id)
 
     def decrypt(self, frame: bytes, metadata: bytes = b"", *, now: int) -> DecryptedFrame:

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from mls.app import GroupCall, GroupExporter
-from mls.errors import DecryptFailed, ReplayedMessage, UnknownKeyID, UsageError
+from mls.errors import (
+    DecryptFailed,
+    InvalidState,
+    NonceSpaceExhausted,
+    ReplayedMessage,
+    UnknownKeyID,
+    UsageError,
+)
 from mls.sframe import Exporter
 from mls.sframe.cipher import FrameKey, get_suite
 from mls.sframe.header import encode_header, parse_header
@@ -122,12 +129,14 @@ def test_removed_member_cannot_decrypt_even_when_epoch_bits_wrap(world: World) -
     # With E = 1 the KID's epoch bits repeat every 2 epochs: a kept old key then matches the
     # KID, and only the authentication tag stops the removed member.
     w = world
-    rogue = GroupCall(w["carol"].group(GROUP), now=w.now, epoch_bits=1, grace_period=10**6)
+    rogue = GroupCall(
+        w["carol"].group(GROUP), now=w.now, session=1, epoch_bits=1, grace_period=10**6
+    )
     w.commit("alice", remove=["carol"])
     w.pump()
     w.commit("bob")
     w.pump()
-    sender = GroupCall(w["alice"].group(GROUP), now=w.now, epoch_bits=1)
+    sender = GroupCall(w["alice"].group(GROUP), now=w.now, session=0, epoch_bits=1)
     frame = sender.encrypt(b"two epochs later")
     with pytest.raises(DecryptFailed):
         rogue.decrypt(frame, now=w.now)
@@ -193,4 +202,66 @@ def test_each_call_session_sends_under_a_fresh_kid_across_restarts(world: World)
 
 def test_call_parameters_are_checked(world: World) -> None:
     with pytest.raises(UsageError):
-        GroupCall(world["alice"].group(GROUP), now=0, epoch_bits=17)
+        GroupCall(world["alice"].group(GROUP), now=0, session=1, epoch_bits=17)
+    with pytest.raises(UsageError):
+        GroupCall(world["alice"].group(GROUP), now=0, session=-1)
+
+
+# Issue 11 item 13: RFC 9605 §9.1, each (base_key, KID, CTR) at most once. Session numbers used to
+# be reduced mod 2^16, so the 65,537th call session of one epoch sent under the KID of the first,
+# with CTRs from 0 again under the same base_key: AES-GCM nonce reuse.
+
+
+def test_65537th_call_session_of_an_epoch_reuses_no_kid_ctr(world: World) -> None:
+    w = world
+    bob = calls(w, "bob")["bob"]
+    # Carol's sessions, numbered as her client would number them (she starts no other call here).
+    group = w["carol"].group(GROUP)
+    # The first session and the sessions that used to wrap onto it (2^16 + 1) or onto session 0.
+    sessions = [1, 2, 1 << 16, (1 << 16) + 1, (1 << 16) + 2, (1 << 32) + 1]
+    seen: set[tuple[int, int]] = set()
+    for session in sessions:
+        call = GroupCall(group, now=w.now, session=session)
+        assert call.context_id == session and call.epoch == group.epoch
+        for i in range(2):
+            frame = call.encrypt(b"s%d f%d" % (session, i))
+            kid, ctr, _ = parse_header(frame)
+            assert ctr == i and (kid, ctr) not in seen
+            seen.add((kid, ctr))
+            got = bob.decrypt(frame, now=w.now)
+            assert (got.context_id, got.plaintext) == (session, b"s%d f%d" % (session, i))
+        call.leave()
+    assert len(seen) == 2 * len(sessions)
+    # The client hands out the persisted counter itself as the session: restarts never repeat it.
+    first = w["alice"].start_call(GROUP, now=w.now).context_id
+    w["alice"].end_call(GROUP)
+    w.reopen("alice")
+    assert w["alice"].start_call(GROUP, now=w.now).context_id == first + 1
+
+
+def test_session_beyond_the_kid_context_bits_is_refused(world: World) -> None:
+    w = world
+    group = w["alice"].group(GROUP)  # a session alice's client will never hand out (too large)
+    # Three leaves: S = 2; E = 8 (the default) leaves 64 - 2 - 8 = 54 context bits.
+    assert (group.tree.n_leaves - 1).bit_length() == 2
+    with pytest.raises(NonceSpaceExhausted) as info:
+        GroupCall(group, now=w.now, session=1 << 54)
+    assert type(info.value) is NonceSpaceExhausted and isinstance(info.value, InvalidState)
+    # The largest session that fits sends; once the tree grows (S = 3) it no longer fits, and the
+    # call refuses to send rather than truncate the session onto another session's KID.
+    edge = GroupCall(group, now=w.now, session=(1 << 54) - 1)
+    bob = calls(w, "bob")["bob"]
+    assert bob.decrypt(edge.encrypt(b"fits"), now=w.now).context_id == (1 << 54) - 1
+    w.add("dave")
+    w.add("erin")
+    w.commit("alice", add=["dave", "erin"])
+    w.pump()
+    assert (group.tree.n_leaves - 1).bit_length() == 3
+    edge.epoch_changed(group, now=w.now)
+    with pytest.raises(NonceSpaceExhausted):
+        edge.encrypt(b"would need 55 bits")
+    assert edge.epoch == group.epoch
+    # Receiving still works, and the member's next (persisted) session sends normally.
+    assert edge.decrypt(bob.encrypt(b"to edge"), now=w.now).plaintext == b"to edge"
+    fresh = w["carol"].start_call(GROUP, now=w.now)
+    assert bob.decrypt(fresh.encrypt(b"ok"), now=w.now).plaintext == b"ok"
