@@ -85,6 +85,12 @@ def _str(req: Request, key: str, default: str | None = None) -> str:
     value = req.get(key, default) if default is not None else _field(req, key)
     if not isinstance(value, str):
         raise UsageError(f"field {key!r} must be a string")
+    try:
+        # JSON's \ud800 escapes decode to lone surrogates, which no UTF-8 encoder accepts: refuse
+        # them here rather than let a label or identity fail deep in the library.
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"field {key!r} is not valid Unicode (lone surrogate)") from None
     return value
 
 
@@ -225,6 +231,9 @@ class Driver:
             req = json.loads(text)
         except ValueError:
             return _dump(self.handle_error(UsageError("request is not valid JSON")))
+        except RecursionError:
+            # Deeply nested arrays or objects exhaust the parser's stack, not a library bug.
+            return _dump(self.handle_error(UsageError("request nests too deeply")))
         return _dump(self.handle(req))
 
     @staticmethod

@@ -458,6 +458,23 @@ def test_e2e_external_psk(procs: tuple[Subprocess, Subprocess], suite: int, wire
     psk_scenario(*procs, suite, wire)
 
 
+def test_e2e_lone_surrogates_are_usage_errors(procs: tuple[Subprocess, Subprocess]) -> None:
+    """Issue 11 item 15 over a real pipe: ``\\ud800`` escapes in string fields answer ``usage``."""
+    a, _ = procs
+    alice = new_member(a, "alice", 1)
+    create(alice, "private", False)
+    before = alice.snapshot()
+    for op, fields in (
+        ("new_client", {"suite": 1, "identity": "\ud800"}),
+        ("state", {"group": alice.group, "label": "x\udfffy"}),
+        ("exporter", {"group": alice.group, "label": "\udc00", "context": "", "length": 8}),
+    ):
+        resp = fail(a, op, **fields)  # json.dumps writes the lone surrogate as an ASCII escape
+        assert (resp["error_type"], resp["error_kind"]) == ("UsageError", "usage"), resp
+    assert alice.snapshot() == before
+    drop([alice])
+
+
 def test_e2e_failures_leave_state(procs: tuple[Subprocess, Subprocess]) -> None:
     """The failure rule across processes: tampered and garbage input change nothing."""
     a, b = procs
@@ -604,6 +621,52 @@ def test_request_errors() -> None:
     for i, entry in enumerate(bulk["clients"]):
         assert ep.driver.clients[entry["client"]].identity == f"p{i}".encode()
         assert entry["key_package"].startswith("000100050001" + "0002")
+
+
+# Issue 11 item 15: JSON lets a string carry an unpaired surrogate (``"\\ud800"``); it decodes to
+# a Python str that no UTF-8 encoder accepts. Every string field must answer ``usage``, not "bug".
+LONE = ("\ud800", "\udfff", "ok\udc80", "\ud83d")  # the last: a high half with no low half
+
+
+@pytest.mark.parametrize("bad", LONE, ids=["high", "low", "trailing", "half-pair"])
+def test_lone_surrogates_in_strings_are_usage_errors(bad: str) -> None:
+    ep = InProcess()
+    alice = new_member(ep, "alice", 1)
+    create(alice, "private", False)
+    clients, groups, before = dict(ep.driver.clients), dict(ep.driver.groups), alice.snapshot()
+    requests: list[tuple[str, dict[str, Any]]] = [
+        ("new_client", {"suite": 1, "identity": bad}),
+        ("new_clients_with_key_packages", {"suite": 1, "count": 2, "prefix": bad}),
+        ("state", {"group": alice.group, "label": bad}),
+        ("exporter", {"group": alice.group, "label": bad, "context": "", "length": 16}),
+        (bad, {}),
+        ("key_package", {"client": bad}),
+        ("members", {"group": bad}),
+        ("drop_group", {"group": bad}),
+    ]
+    for op, fields in requests:
+        line = json.dumps({"op": op, **fields})  # the surrogate travels as a \\uXXXX escape
+        assert "\\u" in line and line.isascii()
+        out = ep.driver.handle_line(line)
+        assert out is not None
+        resp = json.loads(out)
+        assert (resp["ok"], resp["error_type"], resp["error_kind"]) == (
+            False,
+            "UsageError",
+            "usage",
+        ), (op, resp)
+        assert "not valid Unicode" in resp["error"]
+    # Nothing was created, dropped or changed; the same requests with valid text still work.
+    assert ep.driver.clients == clients and ep.driver.groups == groups
+    assert alice.snapshot() == before
+    fixed = bad.encode("utf-8", "replace").decode("utf-8")
+    ok(ep, "new_client", suite=1, identity=fixed)
+    assert alice("exporter", label=fixed, context="", length=16)["secret"]
+
+
+def test_deeply_nested_request_is_a_usage_error() -> None:
+    (resp,) = run_lines(["[" * 100_000 + "\n"])
+    assert (resp["error_type"], resp["error_kind"]) == ("UsageError", "usage")
 
 
 def tamper(message: str) -> str:
