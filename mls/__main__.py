@@ -42,6 +42,12 @@ def _interop(args: argparse.Namespace) -> int:
     return run_interop([])
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from mls.ds.cli import run as run_server
+
+    return run_server(args)
+
+
 def _add_vectors(sub: argparse._SubParsersAction[_Parser]) -> None:
     from mls.conformance.runner import build_parser as vectors_run_parser
 
@@ -83,6 +89,18 @@ def _add_interop(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.set_defaults(func=_interop)
 
 
+def _add_serve(sub: argparse._SubParsersAction[_Parser]) -> None:
+    from mls.ds.options import build_parser as serve_parser
+
+    p = sub.add_parser(
+        "serve",
+        help="run a delivery-service node (needs the [server] extra)",
+        description="Run a delivery-service node (SQLite by default; PostgreSQL for several).",
+    )
+    serve_parser(p)
+    p.set_defaults(func=_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m mls",
@@ -93,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_vectors(sub)
     _add_demo(sub)
     _add_interop(sub)
+    _add_serve(sub)
     return parser
 
 
