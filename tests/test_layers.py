@@ -25,7 +25,9 @@ LAYERS: list[set[str]] = [
     {"mls.framing"},
     {"mls.group"},
     {"mls.sframe", "mls.app"},
-    {"mls.conformance", "mls.interop", "mls.__main__", "mls"},
+    {"mls.conformance", "mls.interop", "mls"},
+    # The delivery service may import everything below; only the command line imports it.
+    {"mls.ds", "mls.__main__"},
 ]
 
 
@@ -76,3 +78,17 @@ def test_sframe_does_not_import_group() -> None:
                 assert not node.module.startswith("mls.group"), module
             if isinstance(node, ast.Import):
                 assert not any(a.name.startswith("mls.group") for a in node.names), module
+
+
+def test_nothing_imports_the_delivery_service() -> None:
+    # mls.ds needs the [server] extra; only the serve command loads it, inside the command.
+    for module, path in _modules():
+        if module.startswith("mls.ds") or module == "mls.__main__":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not any(n == "mls.ds" or n.startswith("mls.ds.") for n in names), module
