@@ -37,6 +37,17 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _interop(args: argparse.Namespace) -> int:
+    if args.grpc is not None:
+        # The gRPC service needs the optional extra [interop]; imported only here.
+        try:
+            from mls.interop_grpc.server import serve
+        except ImportError as exc:
+            print(
+                f"python -m mls interop --grpc: {exc}; install mls-protocol[interop]",
+                file=sys.stderr,
+            )
+            return 2
+        return serve(args.host, args.grpc)
     from mls.interop import main as run_interop
 
     return run_interop([])
@@ -83,8 +94,19 @@ def _add_interop(sub: argparse._SubParsersAction[_Parser]) -> None:
         "interop",
         help="interop driver: JSON lines on stdin and stdout",
         description=(
-            "Serve the line protocol of the interop coordinator on stdin/stdout until end of input."
+            "Serve the line protocol of the interop coordinator on stdin/stdout until end of "
+            "input; with --grpc, serve the MLS working group's gRPC service mls_client.MLSClient "
+            "instead (docs/interop.md)."
         ),
+    )
+    p.add_argument(
+        "--grpc",
+        type=int,
+        metavar="PORT",
+        help="serve mls_client.MLSClient over gRPC on PORT (0: any free port) until SIGINT/SIGTERM",
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on with --grpc (default 127.0.0.1)"
     )
     p.set_defaults(func=_interop)
 
