@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "suite_id" in metafunc.fixturenames:
         suites = ALL_SUITES if metafunc.config.getoption("--all-suites") else [MANDATORY_SUITE]
         metafunc.parametrize("suite_id", suites, ids=[f"suite{s}" for s in suites])
+    if "pq_suite_id" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "pq_suite_id", pq_suite_params(all_suites=metafunc.config.getoption("--all-suites"))
+        )
+
+
+# Post-quantum suites (openmls profile ids, mls.crypto.registry): the default run takes one per
+# KEM family (X-Wing, ML-KEM-768, ML-KEM-1024); --all-suites takes every supported one.
+PQ_FAMILY_SUITES = [0x004F, 0x0051, 0x0907]
+
+
+def pq_suite_params(*, all_suites: bool) -> list[Any]:
+    """The PQ suite ids to test; skipped (with the reason) where ML-KEM/ML-DSA are missing,
+    a failure under CI=true."""
+    from mls.crypto import pq, pq_suite_ids
+
+    why = pq.mlkem_unavailable() or pq.mldsa_unavailable()
+    if why is not None:
+        if os.environ.get("CI") == "true":
+            raise pytest.UsageError(f"CI=true but post-quantum primitives are unavailable: {why}")
+        skip = pytest.mark.skip(reason=f"post-quantum primitives unavailable: {why}")
+        return [pytest.param(0, marks=skip, id="pq-unavailable")]
+    suites = list(pq_suite_ids()) if all_suites else PQ_FAMILY_SUITES
+    return [pytest.param(s, id=f"pq0x{s:04x}") for s in suites]
 
 
 def vectors_root_or_skip() -> str:

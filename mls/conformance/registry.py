@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+_WYCHEPROOF = tuple(
+    f"mlkem_{n}_{kind}" for n in (768, 1024) for kind in ("keygen_seed_test", "test", "encaps_test")
+) + tuple(f"mldsa_{n}_{kind}" for n in (44, 65, 87) for kind in ("sign_seed_test", "verify_test"))
 HANDLERS: dict[str, str] = {
     "mlswg/tree-math.json": "tree_math",
     "mlswg/crypto-basics.json": "crypto_basics",
@@ -22,6 +25,10 @@ HANDLERS: dict[str, str] = {
     "hpke/test-vectors.json": "hpke",
     "sframe/test-vectors.json": "sframe",
     "sframe/test-vectors-aes256.json": "sframe",
+    # Post-quantum primitives (draft-ietf-hpke-pq, X-Wing, Wycheproof ML-KEM / ML-DSA).
+    "pq/hpke-pq/test-vectors.json": "pq_hpke",
+    "pq/xwing/test-vectors.json": "pq_hpke",
+    **{f"pq/wycheproof/{_w}.json": "pq_wycheproof" for _w in _WYCHEPROOF},
     # Vectors this project generates (repo folder vectors/).
     "sframe-mls.json": "sframe",
 }
@@ -45,10 +52,12 @@ SLOW_FILES = frozenset(
 
 
 def handler_name(path: str) -> str | None:
-    """Handler module for a vector file, matched by its last two path parts, then its name."""
+    """Handler module for a vector file, matched by its last three or two path parts, then its
+    name."""
     parts = path.replace("\\", "/").rstrip("/").split("/")
-    two = "/".join(parts[-2:])
-    if two in HANDLERS:
-        return HANDLERS[two]
+    for n in (3, 2):
+        tail = "/".join(parts[-n:])
+        if tail in HANDLERS:
+            return HANDLERS[tail]
     matches = {v for k, v in HANDLERS.items() if k.rsplit("/", 1)[-1] == parts[-1]}
     return matches.pop() if len(matches) == 1 else None
