@@ -65,8 +65,10 @@ def b64d(text: object, what: str, *, max_len: int) -> bytes:
     """Strict base64url without padding: only the canonical encoding of a byte string."""
     if not isinstance(text, str):
         raise Refused(400, "bad_request", f"{what} must be a base64url string")
-    if len(text) > (max_len * 4 + 2) // 3 or not _B64U.fullmatch(text):
-        raise Refused(400, "bad_request", f"{what} is not base64url or is too long")
+    if len(text) > (max_len * 4 + 2) // 3:
+        raise Refused(413, "too_large", f"{what} is longer than {max_len} bytes")
+    if not _B64U.fullmatch(text):
+        raise Refused(400, "bad_request", f"{what} is not base64url")
     try:
         data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):

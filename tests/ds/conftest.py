@@ -13,15 +13,16 @@ import pytest
 pytest.importorskip("starlette", reason="the delivery service needs the [server] extra")
 pytest.importorskip("httpx", reason="the delivery-service tests need httpx ([test] extra)")
 
-from tests.ds.helpers import Server, close_clients, running  # noqa: E402
+from tests.ds.helpers import Server, close_clients, running
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One SQLite node for a module's tests (fast generous rate limits)."""
     d = tmp_path_factory.mktemp("ds")
-    with running(f"sqlite:///{d}/ds.sqlite3", d / "server.log", "--rate", "5000",
-                 "--burst", "5000") as s:
+    with running(
+        f"sqlite:///{d}/ds.sqlite3", d / "server.log", "--rate", "5000", "--burst", "5000"
+    ) as s:
         yield s
 
 

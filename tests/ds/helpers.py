@@ -64,9 +64,20 @@ class Server:
     def start(self, timeout: float = 20.0) -> Server:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mls", "serve", "--port", str(self.port),
-             "--database", self.database, *self.args],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "mls",
+                "serve",
+                "--port",
+                str(self.port),
+                "--database",
+                self.database,
+                *self.args,
+            ],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -138,7 +149,9 @@ def fake_message(group_id: bytes, epoch: int, content_type: int, payload: bytes 
     """An MLSMessage(PrivateMessage) with the given clear header and opaque ciphertext: all the
     server reads (tests of ordering and crashes need no real group)."""
     body = PrivateMessage(
-        group_id=group_id, epoch=epoch, content_type=content_type,
+        group_id=group_id,
+        epoch=epoch,
+        content_type=content_type,
         encrypted_sender_data=secrets.token_bytes(16),
         ciphertext=payload or secrets.token_bytes(32),
     )
@@ -168,12 +181,18 @@ class DsClient:
 
     def register(self) -> httpx.Response:
         cs = get_suite(SUITE)
-        proof = sign_with_label(cs, self.sk, REGISTER_LABEL,
-                                register_content(self.identity, self.pk))
-        r = self.http.post(self.url + "/v1/clients", json={
-            "identity": b64e(self.identity), "signature_key": b64e(self.pk),
-            "cipher_suite": SUITE, "proof": b64e(proof),
-        })
+        proof = sign_with_label(
+            cs, self.sk, REGISTER_LABEL, register_content(self.identity, self.pk)
+        )
+        r = self.http.post(
+            self.url + "/v1/clients",
+            json={
+                "identity": b64e(self.identity),
+                "signature_key": b64e(self.pk),
+                "cipher_suite": SUITE,
+                "proof": b64e(proof),
+            },
+        )
         assert r.status_code == 201, r.text
         return r
 
@@ -181,11 +200,17 @@ class DsClient:
         r = self.http.post(self.url + "/v1/auth/challenge", json={"identity": b64e(self.identity)})
         assert r.status_code == 200, r.text
         challenge = b64d(r.json()["challenge"], "challenge", max_len=64)
-        sig = sign_with_label(get_suite(SUITE), self.sk, AUTH_LABEL,
-                              auth_content(self.identity, challenge))
-        r = self.http.post(self.url + "/v1/auth/token", json={
-            "identity": b64e(self.identity), "challenge": b64e(challenge), "signature": b64e(sig),
-        })
+        sig = sign_with_label(
+            get_suite(SUITE), self.sk, AUTH_LABEL, auth_content(self.identity, challenge)
+        )
+        r = self.http.post(
+            self.url + "/v1/auth/token",
+            json={
+                "identity": b64e(self.identity),
+                "challenge": b64e(challenge),
+                "signature": b64e(sig),
+            },
+        )
         assert r.status_code == 200, r.text
         self.token = r.json()["token"]
 
@@ -200,10 +225,20 @@ class DsClient:
         r = self.req("POST", "/v1/groups", {"group_id": b64e(gid), "epoch": epoch})
         assert r.status_code == 201, r.text
 
-    def commit(self, gid: bytes, data: bytes, *, added: list[bytes] = (),  # type: ignore[assignment]
-               removed: list[bytes] = (), welcome: bytes | None = None) -> httpx.Response:  # type: ignore[assignment]
-        body: dict[str, Any] = {"commit": b64e(data), "added": [b64e(a) for a in added],
-                                "removed": [b64e(r) for r in removed]}
+    def commit(
+        self,
+        gid: bytes,
+        data: bytes,
+        *,
+        added: list[bytes] = (),  # type: ignore[assignment]
+        removed: list[bytes] = (),
+        welcome: bytes | None = None,
+    ) -> httpx.Response:  # type: ignore[assignment]
+        body: dict[str, Any] = {
+            "commit": b64e(data),
+            "added": [b64e(a) for a in added],
+            "removed": [b64e(r) for r in removed],
+        }
         if welcome is not None:
             body["welcome"] = b64e(welcome)
         return self.req("POST", f"/v1/groups/{b64e(gid)}/commit", body)

@@ -66,24 +66,35 @@ def test_register_and_authenticate(server: Server) -> None:
     c = DsClient.new(server.url)
     # The same identity again: refused, whoever asks.
     other = DsClient.new(server.url, c.identity, register=False)
-    r = other.http.post(server.url + "/v1/clients", json={
-        "identity": b64e(c.identity), "signature_key": b64e(other.pk), "cipher_suite": 1,
-        "proof": b64e(b"x" * 64)})
+    r = other.http.post(
+        server.url + "/v1/clients",
+        json={
+            "identity": b64e(c.identity),
+            "signature_key": b64e(other.pk),
+            "cipher_suite": 1,
+            "proof": b64e(b"x" * 64),
+        },
+    )
     assert r.status_code in (409, 422)
     # A token for c cannot be had with other's key.
-    ch = other.http.post(server.url + "/v1/auth/challenge",
-                         json={"identity": b64e(c.identity)}).json()["challenge"]
+    ch = other.http.post(
+        server.url + "/v1/auth/challenge", json={"identity": b64e(c.identity)}
+    ).json()["challenge"]
     from mls.crypto import get_suite, sign_with_label
     from mls.ds.wire import AUTH_LABEL, auth_content
 
-    sig = sign_with_label(get_suite(1), other.sk, AUTH_LABEL,
-                          auth_content(c.identity, b64d(ch, "c", max_len=64)))
-    r = other.http.post(server.url + "/v1/auth/token", json={
-        "identity": b64e(c.identity), "challenge": ch, "signature": b64e(sig)})
+    sig = sign_with_label(
+        get_suite(1), other.sk, AUTH_LABEL, auth_content(c.identity, b64d(ch, "c", max_len=64))
+    )
+    r = other.http.post(
+        server.url + "/v1/auth/token",
+        json={"identity": b64e(c.identity), "challenge": ch, "signature": b64e(sig)},
+    )
     assert r.status_code == 401
     # A proof is good once: replaying the token request is refused.
-    sig = sign_with_label(get_suite(1), c.sk, AUTH_LABEL,
-                          auth_content(c.identity, b64d(ch, "c", max_len=64)))
+    sig = sign_with_label(
+        get_suite(1), c.sk, AUTH_LABEL, auth_content(c.identity, b64d(ch, "c", max_len=64))
+    )
     body = {"identity": b64e(c.identity), "challenge": ch, "signature": b64e(sig)}
     assert c.http.post(server.url + "/v1/auth/token", json=body).status_code == 200
     r = c.http.post(server.url + "/v1/auth/token", json=body)
@@ -131,8 +142,9 @@ def test_claim_is_all_or_nothing(server: Server) -> None:
     bob, bob_mls = member(server)
     empty = DsClient.new(server.url)
     bob.req("POST", "/v1/key_packages", {"key_packages": [b64e(kp_bytes(bob_mls))]})
-    r = bob.req("POST", "/v1/key_packages/claim",
-                {"identities": [b64e(bob.identity), b64e(empty.identity)]})
+    r = bob.req(
+        "POST", "/v1/key_packages/claim", {"identities": [b64e(bob.identity), b64e(empty.identity)]}
+    )
     assert r.status_code == 404 and r.json()["error"] == "no_key_package"
     assert bob.req("GET", "/v1/key_packages").json()["available"] == 1
 
@@ -169,8 +181,7 @@ def test_commits_welcomes_and_order(server: Server) -> None:
     assert [e["seq"] for e in eb] == [1, 2, 3, 4]
     assert [e["group_seq"] for e in eb] == [1, 3, 4, 5]
     st = a.req("GET", f"/v1/groups/{b64e(g)}").json()
-    assert st["epoch"] == 2 and sorted(st["members"]) == sorted(
-        b64e(x.identity) for x in (a, b, c))
+    assert st["epoch"] == 2 and sorted(st["members"]) == sorted(b64e(x.identity) for x in (a, b, c))
     # Removal: the removed member receives the commit, then nothing more.
     r = a.commit(g, fake_message(g, 2, COMMIT), removed=[c.identity])
     assert r.status_code == 200
