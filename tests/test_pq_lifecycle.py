@@ -8,6 +8,8 @@ the tree have the suite's sizes.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from mls.constants import ResumptionPSKUsage
@@ -146,3 +148,25 @@ def test_state_roundtrip(pq_suite_id: int) -> None:
     h.members[1] = restored
     h.commit(0)
     h.assert_converged()
+
+
+@pytest.mark.parametrize("sid", [81, 83, 87], ids=["mlkem1024", "xwing", "xwing-mldsa87"])
+def test_ts_mls_profile_group(sid: int) -> None:
+    """The ts-mls-1 compatibility profile (HKDF-SHA512, its DeriveKeyPair) runs a group too."""
+    from mls.crypto import pq, registry
+
+    why = pq.mlkem_unavailable() or pq.mldsa_unavailable()
+    if why is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but post-quantum primitives are unavailable: {why}")
+        pytest.skip(f"post-quantum primitives unavailable: {why}")
+    registry.use_profile("ts-mls-1")
+    try:
+        h = GroupHarness.with_members(3, suite=sid)
+        h.commit(1)
+        h.commit(0, remove=[2])
+        h.assert_converged()
+        _message(h, 1, b"ts-mls profile")
+        assert h.members[0].suite.hash_len == 64  # HKDF-SHA512 node secrets
+    finally:
+        registry.use_profile(registry.DEFAULT_PROFILE)
