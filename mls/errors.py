@@ -335,3 +335,48 @@ class OwnMessage(ReplayedMessage):
 class GroupReinitialized(ValidationError):
     """A handshake message for a group whose ReInit commit was merged (RFC 9420 §11.2: the old
     group MUST NOT be used any more; its members move to the new group)."""
+
+
+class UnauthorizedProposal(ProposalError):
+    """A proposal from outside the group (an ``external`` or ``new_member_proposal`` sender) that
+    the group's ``external_proposal_policy`` does not authorize (RFC 9420 §12.1.8: "External
+    proposals that are not authorized are considered invalid")."""
+
+
+class InvalidSuccessor(InvalidCredential):
+    """A leaf's new credential is not a valid successor of the one it replaces (RFC 9420 §5.3.1:
+    an Update, a commit's path leaf or an external resync may not change who the member is)."""
+
+
+class DuplicateIdentity(ValidationError):
+    """A new or replaced leaf claims the identity of another member (RFC 9420 §5.3.1, §12.2):
+    identities stay unique across Adds, Updates and commit path leaves."""
+
+
+class LifetimeTooLong(LifetimeError):
+    """A LeafNode's total lifetime (``not_after - not_before``) exceeds the application's maximum
+    (RFC 9420 §7.2: "reject any LeafNode where the total lifetime is longer")."""
+
+
+class UnlistedExtension(InvalidKeyPackage):
+    """A KeyPackage carries a non-default extension its LeafNode's capabilities do not list
+    (RFC 9420 §10: "Extensions included in the extensions or leaf_node.extensions fields MUST be
+    included in the leaf_node.capabilities field")."""
+
+
+class RemovedSender(ValidationError):
+    """A late application message from a member that a later commit removed, with a generation
+    it had not reached when the removal was processed: written after the removal, so refused
+    (RFC 9420 §9.2, §12.4.2)."""
+
+
+class SizeLimitExceeded(ValidationError):
+    """An identity, credential, group id or ratchet tree larger than the group's configured
+    bound (a denial-of-service and poison-message defence)."""
+
+
+class RejectedByApplication(ValidationError):
+    """A message that ``Group.process`` accepted but the application layer cannot take (e.g. a
+    sender identity too long for a MIMI URI, content a storage refuses). Its effects on the group
+    (the consumed ratchet key, a merged commit) are kept and stored, and the inbox entry is
+    acknowledged: refused once, never retried (no poison message)."""

@@ -34,6 +34,7 @@ from mls.group import (
     ProposalReceived,
     default_capabilities,
 )
+from mls.group.config import allow_external_proposals
 from mls.group.external import external_proposal
 from mls.messages.proposals import Add, CustomProposal, ReInit, Remove, Update
 from tests.harness import NOW, GroupHarness
@@ -122,8 +123,10 @@ def test_external_sender_proposals() -> None:
     server = ExternalSender(signature_key=spk, credential=Credential.basic(b"server"))
     ext = ExternalSenders(senders=(server,)).to_extension()
     creator = Client.create(b"alice", 1)
-    g = Group.create(creator, b"ext-senders", extensions=[ext], now=NOW)
-    h = GroupHarness(members={0: g})
+    # §12.1.8: external proposals are refused unless the application authorizes them.
+    config = GroupConfig(external_proposal_policy=allow_external_proposals)
+    g = Group.create(creator, b"ext-senders", extensions=[ext], config=config, now=NOW)
+    h = GroupHarness(members={0: g}, config=config)
     h.add([h.new_client("bob"), h.new_client("carol")], committer=0)
     p = external_proposal(cs, ssk, 0, g.group_id, g.epoch, Remove(removed=2))
     for leaf, m in h.members.items():
@@ -143,7 +146,7 @@ def test_external_sender_proposals() -> None:
 
 
 def test_new_member_proposal() -> None:
-    h = _three()
+    h = _three(GroupConfig(external_proposal_policy=allow_external_proposals))
     d = Client.create(b"dave", 1)
     p = Group.new_member_proposal(d, h.members[0].group_info(), now=NOW)
     for m in h.members.values():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mls.constants import CredentialType, LeafNodeSource, ProtocolVersion
+from mls.constants import CredentialType, ExtensionType, LeafNodeSource, ProtocolVersion
 from mls.credentials import Credential
 from mls.crypto import CipherSuite, get_suite, supported_suites
 from mls.errors import NoMatchingKeyPackage, UsageError
@@ -36,6 +36,7 @@ NOT_BEFORE_SKEW = 3600
 DEFAULT_LIFETIME = 90 * 24 * 3600
 
 ALL_SUITES = (1, 2, 3, 4, 5, 6, 7)
+_DEFAULT_EXTENSION_TYPES = frozenset(int(e) for e in ExtensionType)
 
 
 def default_capabilities(
@@ -126,6 +127,12 @@ class Client:
                 proposals=caps.proposals,
                 credentials=caps.credentials,
             )
+        # §10, §7.2: every non-default extension of the KeyPackage and its leaf is listed in
+        # the leaf's capabilities (receivers refuse it otherwise).
+        for ext in (*extensions, *leaf_extensions):
+            t = ext.extension_type
+            if t not in _DEFAULT_EXTENSION_TYPES and t not in caps.extensions:
+                raise UsageError(f"extension type {t:#06x} is not in the client's capabilities")
         leaf = LeafNode(
             encryption_key=enc_pk,
             signature_key=self.signature_public_key,

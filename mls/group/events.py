@@ -30,6 +30,9 @@ class ApplicationMessage:
     generation: int = 0
     #: The sender's credential in the epoch the message was sent in.
     credential: Credential | None = None
+    #: The sender was removed by a later commit and this generation may have been written
+    #: after the removal (only with ``GroupConfig(removed_sender_messages="flag")``).
+    sender_removed: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

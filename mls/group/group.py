@@ -53,6 +53,7 @@ from mls.errors import (
     InvalidRemove,
     InvalidSender,
     InvalidState,
+    InvalidSuccessor,
     InvalidUpdate,
     InvalidWelcome,
     MemberRemoved,
@@ -61,6 +62,9 @@ from mls.errors import (
     NoMatchingKeyPackage,
     PathRequired,
     PeerError,
+    RemovedSender,
+    SizeLimitExceeded,
+    UnauthorizedProposal,
     UnknownSender,
     UnsupportedCapability,
     UsageError,
@@ -93,16 +97,21 @@ from mls.framing.protection import (
 )
 from mls.framing.public import PublicMessage
 from mls.group.client import Client
-from mls.group.config import GroupConfig
+from mls.group.config import ExternalProposalRequest, GroupConfig
 from mls.group.events import ApplicationMessage, CommitMerged, CommitOutput, ProposalReceived
 from mls.group.validation import (
     DEFAULT_EXTENSION_TYPES,
     BasicIdentityProvider,
+    Checks,
     IdentityProvider,
     ProposalEntry,
     build_client_index,
+    check_credential_support,
     check_custom_supported,
+    check_required_capabilities,
+    check_unique_client,
     update_client_index,
+    validate_gce,
     validate_leaf_node,
     validate_proposal,
     validate_proposal_list,
@@ -207,6 +216,11 @@ class _PastEpoch:
     sender_data_secret: bytes = field(repr=False)
     #: Leaves that changed since that epoch (leaf index -> its LeafNode then, None = blank).
     leaves: dict[int, LeafNode | None] = field(default_factory=dict)
+    #: When the commit that ended the epoch merged (the caller's ``now``; None if not given).
+    retired_at: int | None = None
+    #: Leaves removed since: the first application generation refused from each (§12.4.2: a
+    #: removed member may not keep writing into the epoch it was removed in).
+    removed_limits: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -301,7 +315,11 @@ class Group:
         return self._config
 
     def set_config(self, config: GroupConfig) -> None:
+        """Change the group's options. Cached proposals from outside the group that the new
+        ``external_proposal_policy`` does not authorize are dropped."""
         self._config = config
+        for ref in [r for r, c in self._proposals.items() if not self._authorized(c)]:
+            del self._proposals[ref]
 
     @property
     def status(self) -> GroupStatus:
@@ -373,6 +391,12 @@ class Group:
 
     def export_secret(self, label: str, context: bytes, length: int) -> bytes:
         """MLS-Exporter(label, context, length) of the current epoch (§8.5)."""
+        try:
+            label.encode()
+        except UnicodeEncodeError as exc:  # lone surrogates have no UTF-8 form
+            raise UsageError("the exporter label is not valid Unicode text") from exc
+        if self._status is GroupStatus.REMOVED:
+            raise InvalidState("this member was removed: its epoch secrets are deleted")
         return mls_exporter(self._cs, self._secrets.exporter_secret, label, context, length)
 
     def resumption_psk(self, epoch: int) -> bytes | None:
@@ -393,12 +417,19 @@ class Group:
 
     @classmethod
     def from_bytes(
-        cls, data: bytes, client: Client, *, identity: IdentityProvider | None = None
+        cls,
+        data: bytes,
+        client: Client,
+        *,
+        identity: IdentityProvider | None = None,
+        config: GroupConfig | None = None,
     ) -> Group:
-        """Restore a group saved by :meth:`to_bytes` for ``client``."""
+        """Restore a group saved by :meth:`to_bytes` for ``client``. The stored options are
+        restored except the ``external_proposal_policy`` (code, not state: it is the default,
+        refuse, unless ``config`` is given, which then replaces the stored options)."""
         from mls.group.state import group_from_bytes
 
-        group = group_from_bytes(data, client, identity)
+        group = group_from_bytes(data, client, identity, config)
         assert isinstance(group, Group)
         return group
 
@@ -427,6 +458,9 @@ class Group:
         leaf_extensions: tuple[Extension, ...] = (),
     ) -> Group:
         """A one-member group (§11)."""
+        config = config or GroupConfig()
+        if len(group_id) > config.max_group_id_length:
+            raise UsageError(f"group_id longer than {config.max_group_id_length} bytes")
         cs = client.suite
         enc_sk, enc_pk = cs.generate_key_pair()
         leaf = client.leaf_node(enc_pk, now or 0, extensions=leaf_extensions)
@@ -452,9 +486,7 @@ class Group:
             interim_transcript_hash=interim,
             confirmation_tag=tag,
         )
-        return cls(
-            client=client, cs=cs, config=config or GroupConfig(), epoch=epoch, identity=identity
-        )
+        return cls(client=client, cs=cs, config=config, epoch=epoch, identity=identity)
 
     # -- secret trees and past epochs ---------------------------------------------------------
 
@@ -607,17 +639,76 @@ class Group:
         return self._propose(p)
 
     def _validate_own_proposal(self, p: Proposal, now: int | None) -> None:
+        self._validate(p, Sender.member(self.own_leaf_index), self._checks(now, received=False))
+
+    def _checks(self, now: int | None, *, received: bool) -> Checks:
+        c = self._config
+        return Checks(
+            now=now,
+            received=received,
+            lifetime_skew=c.lifetime_skew,
+            max_lifetime=c.max_lifetime,
+            max_identity_length=c.max_identity_length,
+            max_credential_length=c.max_credential_length,
+        )
+
+    def _validate(
+        self,
+        p: Proposal,
+        sender: Sender,
+        checks: Checks,
+        *,
+        extensions: Sequence[Extension] | None = None,
+        in_commit: bool = False,
+    ) -> None:
+        """§12.1 checks of one proposal against the current tree (with ``extensions``, the ones
+        its commit's list sets, §12.3) and the group's bounds."""
+        if isinstance(p, ReInit) and len(p.group_id) > self._config.max_group_id_length:
+            raise SizeLimitExceeded(f"ReInit group_id of {len(p.group_id)} bytes")
+        if isinstance(p, Update):
+            old = self._tree.leaf(sender.index) if sender.index < self._tree.n_leaves else None
+            if old is not None and old.credential != p.leaf_node.credential:
+                # §5.3.1: a changed credential still names no other member.
+                check_unique_client(
+                    self._identity,
+                    p.leaf_node,
+                    tree=self._tree,
+                    client_index=self._client_index(),
+                    own=sender.index,
+                )
         validate_proposal(
             self._cs,
             p,
-            Sender.member(self.own_leaf_index),
+            sender,
             tree=self._tree,
             version=self._context.version,
             group_id=self.group_id,
-            group_extensions=self._context.extensions,
+            group_extensions=self._context.extensions if extensions is None else extensions,
             identity=self._identity,
-            now=now,
+            checks=checks,
+            in_commit=in_commit,
         )
+
+    def _authorized(self, cached: _CachedProposal) -> bool:
+        """§12.1.8: a member's proposal is authorized by membership; one from outside the group
+        only if the application's ``external_proposal_policy`` says so."""
+        sender = cached.sender
+        st = sender.sender_type
+        if st == SenderType.member:
+            return True
+        if st == SenderType.external:
+            senders = ExternalSenders.find(self._context.extensions)
+            if senders is None or sender.index >= len(senders.senders):
+                return False
+            credential = senders.senders[sender.index].credential
+        elif st == SenderType.new_member_proposal and isinstance(cached.proposal, Add):
+            credential = cached.proposal.key_package.leaf_node.credential
+        else:
+            return False
+        request = ExternalProposalRequest(
+            proposal=cached.proposal, sender=sender, credential=credential, context=self._context
+        )
+        return self._config.external_proposal_policy(request) is True
 
     def _parse_key_package(self, key_package: bytes | KeyPackage) -> KeyPackage:
         if isinstance(key_package, KeyPackage):
@@ -672,6 +763,10 @@ class Group:
                     # §12.2: a commit cannot include the committer's own Update; the path
                     # refreshes our leaf instead.
                     continue
+                if not self._authorized(cached):
+                    continue  # §12.1.8: never commit what our policy does not authorize
+                if isinstance(cached.proposal, Add) and not _usable_now(cached.proposal, now):
+                    continue  # §7.3: a KeyPackage that expired since it was proposed
                 entries.append(ProposalEntry(cached.proposal, cached.sender, ref))
         by_value: list[Proposal] = list(proposals)
         by_value += [Add(key_package=self._parse_key_package(k)) for k in add]
@@ -690,18 +785,12 @@ class Group:
         if reinit is not None:
             by_value.append(reinit)
         sender = Sender.member(me)
+        list_exts = _list_extensions(
+            [e.proposal for e in entries] + by_value, self._context.extensions
+        )
+        checks = self._checks(now, received=False)
         for p in by_value:
-            validate_proposal(
-                cs,
-                p,
-                sender,
-                tree=self._tree,
-                version=self._context.version,
-                group_id=self.group_id,
-                group_extensions=self._context.extensions,
-                identity=self._identity,
-                now=now,
-            )
+            self._validate(p, sender, checks, extensions=list_exts, in_commit=True)
             entries.append(ProposalEntry(p, sender, None))
         if self._linked is not None:
             pid = self._linked[0]
@@ -817,13 +906,14 @@ class Group:
         self._pending = (staged, out)
         return out
 
-    def merge_pending_commit(self) -> CommitMerged:
-        """Install the epoch of our own pending commit (§12.4)."""
+    def merge_pending_commit(self, *, now: int | None = None) -> CommitMerged:
+        """Install the epoch of our own pending commit (§12.4). ``now`` starts the previous
+        epoch's grace period (``GroupConfig.past_epoch_grace``)."""
         if self._pending is None:
             raise InvalidState("no pending commit")
         staged, _ = self._pending
         self._pending = None
-        return self._install(staged)
+        return self._install(staged, now)
 
     def clear_pending_commit(self) -> None:
         self._pending = None
@@ -964,7 +1054,7 @@ class Group:
             tree=tree,
             identity=self._identity,
             client_index=self._client_index()
-            if any(isinstance(e.proposal, Add) for e in entries)
+            if any(isinstance(e.proposal, Add | Update) for e in entries)
             else None,
         )
         diff = tree.diff()
@@ -1020,15 +1110,16 @@ class Group:
         # §12.1.7 / §11.1: after a GroupContextExtensions, every member (including new ones)
         # must support the new required capabilities.
         if gce:
-            from mls.group.validation import validate_gce
-
             assert isinstance(gce[0], GroupContextExtensions)
             validate_gce(gce[0], diff)
         elif added:
-            from mls.group.validation import check_required_capabilities
-
             for kp in added_kps:
                 check_required_capabilities(kp.leaf_node, extensions)
+        # §12.2 / §7.3: the tree after the commit is valid: each leaf the commit brings in was
+        # judged against the old tree alone, so check the credential types once more against
+        # the new one (two joiners of one commit may not support each other). O(changes).
+        for i in (*updated, *added):
+            check_credential_support(diff, i)
         psks: list[tuple[PreSharedKeyID, bytes]] = []
         for e in entries:
             p = e.proposal
@@ -1100,7 +1191,8 @@ class Group:
     def _process_private(self, msg: PrivateMessage, now: int | None) -> Event:
         if msg.group_id != self.group_id:
             raise WrongGroup("message for another group")
-        if msg.content_type != ContentType.application:
+        if msg.content_type != ContentType.application or self._status is GroupStatus.REMOVED:
+            # A removed member deleted its keys (§12.4.2): it reads nothing more.
             self._check_accepts_handshake()
         cs = self._cs
         if msg.epoch == self.epoch:
@@ -1112,6 +1204,12 @@ class Group:
             past: _PastEpoch | None = None
         elif msg.content_type == ContentType.application and msg.epoch in self._past:
             past = self._past[msg.epoch]
+            if self._past_expired(past, now):
+                raise WrongEpoch(
+                    f"epoch {msg.epoch} ended more than {self._config.past_epoch_grace} s ago",
+                    expected=self.epoch,
+                    got=msg.epoch,
+                )
             tree, sd_secret, ctx = past.secret_tree, past.sender_data_secret, past.context
         else:
             raise WrongEpoch(
@@ -1128,10 +1226,26 @@ class Group:
             raise InvalidSender("a PrivateMessage sender must be a member (§6.3)")
         if sender.index == self.own_leaf_index and past is None:
             raise InvalidSender("a member does not process its own PrivateMessage")
+        removed = False
+        if past is not None:
+            limit = past.removed_limits.get(sender.index)
+            removed = limit is not None and pending.generation >= limit
+            if removed and self._config.removed_sender_messages == "refuse":
+                raise RemovedSender(
+                    f"leaf {sender.index} was removed when we had seen generations below "
+                    f"{limit} of epoch {msg.epoch}; generation {pending.generation} may have "
+                    "been written after that"
+                )
         sender_leaf = self._member_leaf(sender.index, past)
         auth.verify(cs, sender_leaf.signature_key, ctx)
         return self._dispatch(
-            auth, now, lambda: tree.confirm_receive(pending), past, sender_leaf.credential
+            auth,
+            now,
+            lambda: tree.confirm_receive(pending),
+            past,
+            sender_leaf.credential,
+            generation=pending.generation,
+            sender_removed=removed,
         )
 
     def _process_public(self, msg: PublicMessage, now: int | None) -> Event:
@@ -1178,6 +1292,10 @@ class Group:
             raise InvalidSender(f"unknown sender type {st}")
         return self._dispatch(auth, now, None, None)
 
+    def _past_expired(self, past: _PastEpoch, now: int | None) -> bool:
+        grace = self._config.past_epoch_grace
+        return now is not None and past.retired_at is not None and now > past.retired_at + grace
+
     def _leaf_checker(self, past: _PastEpoch | None) -> Callable[[int], bool]:
         def is_member(leaf_index: int) -> bool:
             if past is not None and leaf_index in past.leaves:
@@ -1214,6 +1332,9 @@ class Group:
         accept: Callable[[], None] | None,
         past: _PastEpoch | None,
         credential: Credential | None = None,
+        *,
+        generation: int = 0,
+        sender_removed: bool = False,
     ) -> Event:
         content = auth.content
         body = content.content
@@ -1223,7 +1344,9 @@ class Group:
                 epoch=content.epoch,
                 data=body,
                 authenticated_data=content.authenticated_data,
+                generation=generation,
                 credential=credential,
+                sender_removed=sender_removed,
             )
             _run(accept)
             return event
@@ -1232,24 +1355,19 @@ class Group:
         if isinstance(body, Commit):
             staged = self._stage_commit(auth, body, now)
             _run(accept)
-            return self._install(staged)
-        # A proposal (§12.1): validate on its own and cache by reference.
-        validate_proposal(
-            self._cs,
-            body,
-            content.sender,
-            tree=self._tree,
-            version=self._context.version,
-            group_id=self.group_id,
-            group_extensions=self._context.extensions,
-            identity=self._identity,
-            now=now,
-        )
+            return self._install(staged, now)
+        # A proposal (§12.1): validate on its own, authorize, and cache by reference.
+        self._validate(body, content.sender, self._checks(now, received=True))
         if isinstance(body, PreSharedKey):
             self._resolve_psk(body.psk)
+        cached = _CachedProposal(body, content.sender)
+        if not self._authorized(cached):
+            raise UnauthorizedProposal(
+                "the group's external_proposal_policy does not authorize this proposal (§12.1.8)"
+            )
         ref = auth.proposal_ref(self._cs)
         _run(accept)
-        self._proposals[ref] = _CachedProposal(body, content.sender)
+        self._proposals[ref] = cached
         return ProposalReceived(ref=ref, proposal=body, sender=content.sender, epoch=self.epoch)
 
     def _stage_commit(self, auth: AuthenticatedContent, commit: Commit, now: int | None) -> _Epoch:
@@ -1274,21 +1392,15 @@ class Group:
                 entries.append(ProposalEntry(cached.proposal, cached.sender, por.reference))
             else:
                 assert por.proposal is not None
-                p = por.proposal
-                if isinstance(p, Update):
+                if isinstance(por.proposal, Update):
                     raise InvalidUpdate("Update proposals cannot be committed by value (§12.4)")
-                validate_proposal(
-                    cs,
-                    p,
-                    sender,
-                    tree=self._tree,
-                    version=self._context.version,
-                    group_id=self.group_id,
-                    group_extensions=self._context.extensions,
-                    identity=self._identity,
-                    now=now,
-                )
-                entries.append(ProposalEntry(p, sender, None))
+                entries.append(ProposalEntry(por.proposal, sender, None))
+        # §12.3: proposals by value are judged with the extensions the list sets.
+        list_exts = _list_extensions([e.proposal for e in entries], self._context.extensions)
+        checks = self._checks(now, received=True)
+        for e in entries:
+            if e.ref is None:
+                self._validate(e.proposal, sender, checks, extensions=list_exts, in_commit=True)
         applied = self._apply_proposals(entries, committer=committer, external=external, now=now)
         if (applied.path_required or not entries) and commit.path is None:
             raise PathRequired("these proposals require an UpdatePath (§12.4)")
@@ -1330,6 +1442,11 @@ class Group:
                     assert old_leaf is not None
                     if not self._identity.same_client(old_leaf, path.leaf_node):
                         raise InvalidExternalInit("an external commit removes another member")
+                    # §5.3.1: the resync leaf's credential succeeds the removed one's.
+                    if not self._identity.valid_successor(
+                        old_leaf.credential, path.leaf_node.credential
+                    ):
+                        raise InvalidSuccessor("the resync leaf's credential is not a successor")
                     # §12.4.3.2: the path leaf meets the criteria of an Update of the removed
                     # leaf, so its encryption key is a new one (§7.3).
                     if path.leaf_node.encryption_key == old_leaf.encryption_key:
@@ -1351,7 +1468,19 @@ class Group:
                 group_id=self.group_id,
                 leaf_index=committer,
                 replaces=committer,
+                checks=self._checks(now, received=True),
             )
+            # §5.3.1: a path leaf that changes the credential (or a joiner's) names no other
+            # member; an unchanged credential was unique already.
+            if old_committer is None or path.leaf_node.credential != old_committer.credential:
+                check_unique_client(
+                    self._identity,
+                    path.leaf_node,
+                    tree=self._tree,
+                    client_index=self._client_index(),
+                    own=None if external else committer,
+                    removed=applied.removed,
+                )
             apply_update_path(diff, committer, path)
             ctx = replace(ctx, tree_hash=diff.tree_hash())
             if not self_removed:
@@ -1420,12 +1549,20 @@ class Group:
             raise InvalidExternalInit("ExternalInit kem_output does not decapsulate") from exc
         return ctx.export(_EXTERNAL_INIT_LABEL, cs.hash_len)
 
-    def _install(self, staged: _Epoch) -> CommitMerged:
+    def _install(self, staged: _Epoch, now: int | None) -> CommitMerged:
         """Merge a staged epoch: the one assignment block that changes the group."""
         if staged.self_removed:
+            # §12.4.2: a removed member "SHOULD promptly delete its group state and secret
+            # tree": every secret goes; the public context and tree stay for inspection.
             self._status = GroupStatus.REMOVED
             self._proposals.clear()
             self._pending = None
+            self._past.clear()
+            self._resumption.clear()
+            self._private = TreePrivate(self._private.leaf_index, {})
+            self._secrets = _REMOVED_SECRETS
+            self._secret_tree = SecretTree(self._cs, bytes(self._cs.hash_len), 1)
+            self._clients = None
             return CommitMerged(
                 epoch=staged.context.epoch,
                 committer=staged.committer,
@@ -1434,19 +1571,27 @@ class Group:
             )
         diff = staged.tree
         assert isinstance(diff, TreeDiff)
-        # Keep the old epoch's application keys for late messages (§15.3).
+        # Keep the old epoch's application keys for late messages (§15.3), for a bounded
+        # number of epochs and time (§9.2: then they are deleted).
         if self._config.past_epochs > 0:
             self._past[self.epoch] = _PastEpoch(
                 context=self._context,
                 secret_tree=self._secret_tree,
                 sender_data_secret=self._secrets.sender_data_secret,
                 leaves={},
+                retired_at=now,
             )
             for past in self._past.values():
                 for leaf, node in staged.old_leaves.items():
                     past.leaves.setdefault(leaf, node)
+                for leaf in staged.removed:
+                    past.removed_limits.setdefault(
+                        leaf, past.secret_tree.next_generation(leaf, ContentType.application)
+                    )
             while len(self._past) > self._config.past_epochs:
                 self._past.popitem(last=False)
+            for ep in [ep for ep, p in self._past.items() if self._past_expired(p, now)]:
+                del self._past[ep]
         tree = diff.merge()
         self._tree = tree
         if self._clients is not None:
@@ -1750,8 +1895,9 @@ class Group:
         ctx = gi.group_context
         if ctx.cipher_suite != cs.suite_id or ctx.version != ProtocolVersion.mls10:
             raise InvalidWelcome("GroupInfo suite or version differs from the KeyPackage's")
+        config = config or GroupConfig()
         ident = identity or BasicIdentityProvider()
-        tree = cls._verified_tree(client, gi, ratchet_tree, ident)
+        tree = cls._verified_tree(client, gi, ratchet_tree, ident, config)
         # Our leaf: the one identical to our KeyPackage's LeafNode.
         my_leaf = tree.find_signature_key(kpp.key_package.leaf_node.signature_key)
         if my_leaf is None or tree.leaf(my_leaf) != kpp.key_package.leaf_node:
@@ -1782,9 +1928,7 @@ class Group:
             interim_transcript_hash=interim,
             confirmation_tag=gi.confirmation_tag,
         )
-        group = cls(
-            client=client, cs=cs, config=config or GroupConfig(), epoch=epoch, identity=ident
-        )
+        group = cls(client=client, cs=cs, config=config, epoch=epoch, identity=ident)
         group._joined_with = special[0] if special else None
         if check is not None:
             # Extra checks of the caller (ReInit, branch) run before the KeyPackage is spent.
@@ -1799,14 +1943,18 @@ class Group:
         gi: GroupInfo,
         ratchet_tree: bytes | None,
         identity: IdentityProvider,
+        config: GroupConfig,
         missing: type[ValidationError] = InvalidWelcome,
     ) -> RatchetTree:
         """The group's tree for a joiner, after the checks of §12.4.3.1: the GroupInfo signature
         by its signer's leaf, our support of the group's parameters, and the integrity of the
-        tree (tree hash, parent hashes, unmerged leaves, every leaf)."""
+        tree (tree hash, parent hashes, unmerged leaves, every leaf), within the config's size
+        bounds (group id, tree leaves) checked before any expensive step."""
         cs = client.suite
         ctx = gi.group_context
-        tree = cls._tree_for(cs, gi, ratchet_tree, missing)
+        if len(ctx.group_id) > config.max_group_id_length:
+            raise SizeLimitExceeded(f"group_id of {len(ctx.group_id)} bytes")
+        tree = cls._tree_for(cs, gi, ratchet_tree, missing, config.max_tree_leaves)
         signer = tree.leaf(gi.signer) if gi.signer < tree.n_leaves else None
         if signer is None:
             raise InvalidGroupInfo("GroupInfo signer is a blank or unknown leaf")
@@ -1827,14 +1975,15 @@ class Group:
         cs: CipherSuite,
         gi: GroupInfo,
         ratchet_tree: bytes | None,
-        missing: type[ValidationError] = InvalidWelcome,
+        missing: type[ValidationError],
+        max_leaves: int,
     ) -> RatchetTree:
         ext = find_extension(gi.extensions, ExtensionType.ratchet_tree)
         if ext is not None:
-            return RatchetTree.decode(cs, ext.extension_data)
+            return RatchetTree.decode(cs, ext.extension_data, max_leaves=max_leaves)
         if ratchet_tree is None:
             raise missing("no ratchet tree: not in the GroupInfo and none supplied")
-        return RatchetTree.decode(cs, ratchet_tree)
+        return RatchetTree.decode(cs, ratchet_tree, max_leaves=max_leaves)
 
     @classmethod
     def external_join(
@@ -1892,8 +2041,9 @@ class Group:
         ctx = gi.group_context
         if ctx.cipher_suite != cs.suite_id:
             raise InvalidGroupInfo("GroupInfo cipher suite differs from the client's")
+        config = config or GroupConfig()
         ident = identity or BasicIdentityProvider()
-        tree = cls._verified_tree(client, gi, ratchet_tree, ident, InvalidGroupInfo)
+        tree = cls._verified_tree(client, gi, ratchet_tree, ident, config, InvalidGroupInfo)
         ext_pub = ExternalPub.find(gi.extensions)
         if ext_pub is None:
             raise InvalidGroupInfo("GroupInfo has no external_pub extension (§12.4.3.2)")
@@ -1924,7 +2074,7 @@ class Group:
         group = cls(
             client=client,
             cs=cs,
-            config=config or GroupConfig(),
+            config=config,
             epoch=_Epoch(
                 context=ctx,
                 tree=tree,
@@ -1998,7 +2148,7 @@ class Group:
         joined = cls(
             client=client,
             cs=cs,
-            config=config or GroupConfig(),
+            config=config,
             epoch=_Epoch(
                 context=final_ctx,
                 tree=tree_after,
@@ -2010,6 +2160,22 @@ class Group:
             identity=ident,
         )
         return joined, commit_bytes
+
+
+def _list_extensions(
+    proposals: Sequence[Proposal], current: Sequence[Extension]
+) -> Sequence[Extension]:
+    """The GroupContext extensions a proposal list sets (§12.3), else the current ones."""
+    for p in proposals:
+        if isinstance(p, GroupContextExtensions):
+            return p.extensions
+    return current
+
+
+def _usable_now(add: Add, now: int | None) -> bool:
+    """A cached Add's KeyPackage is within its lifetime at ``now`` (§7.3, when committing)."""
+    lifetime = add.key_package.leaf_node.lifetime
+    return now is None or (lifetime is not None and lifetime.contains(now))
 
 
 def _run(accept: Callable[[], None] | None) -> None:
@@ -2027,6 +2193,21 @@ def _check_joinable(client: Client, ctx: GroupContext) -> None:
             raise UnsupportedCapability(f"the group uses extension type {t:#06x} we do not support")
     if ctx.cipher_suite not in caps.cipher_suites:
         raise UnsupportedCapability(f"the group uses cipher suite {ctx.cipher_suite}")
+
+
+_REMOVED_SECRETS = EpochSecrets(
+    joiner_secret=b"",
+    welcome_secret=b"",
+    sender_data_secret=b"",
+    encryption_secret=b"",
+    exporter_secret=b"",
+    external_secret=b"",
+    confirmation_key=b"",
+    membership_key=b"",
+    resumption_psk=b"",
+    epoch_authenticator=b"",
+    init_secret=b"",
+)
 
 
 def _scrubbed(secrets: EpochSecrets) -> EpochSecrets:

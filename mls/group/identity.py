@@ -10,12 +10,14 @@ end-entity first) when
   signature key ... MUST be bound to the credential").
 
 Two leaves are the same client when they share a signature key or their end-entity
-certificates name the same subject. Basic credentials are refused unless ``allow_basic``.
+certificates name the same subject. A new credential succeeds an old one (§5.3.1) when its
+end-entity certificate names the same subject and alternative names (plus an optional hook).
+Basic credentials are refused unless ``allow_basic``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from itertools import pairwise
 
@@ -55,9 +57,16 @@ def _parse(der: bytes) -> x509.Certificate:
 class X509IdentityProvider:
     """Validates X.509 credentials against a set of trust anchors (DER certificates)."""
 
-    def __init__(self, trust_anchors: Sequence[bytes], *, allow_basic: bool = False) -> None:
+    def __init__(
+        self,
+        trust_anchors: Sequence[bytes],
+        *,
+        allow_basic: bool = False,
+        successor: Callable[[x509.Certificate, x509.Certificate], bool] | None = None,
+    ) -> None:
         self._anchors = [_parse(der) for der in trust_anchors]
         self._allow_basic = allow_basic
+        self._successor = successor
 
     def validate_credential(
         self, credential: Credential, signature_key: bytes, *, now: int | None
@@ -102,6 +111,26 @@ class X509IdentityProvider:
         except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
             raise InvalidCredential("a certificate is not issued by the next one") from exc
 
+    def valid_successor(self, old: Credential, new: Credential) -> bool:
+        """§5.3.1: a member's new credential names the same subject: the same credential type,
+        the same end-entity subject and subject alternative names, and whatever the
+        ``successor`` hook (old end-entity, new end-entity) adds."""
+        if old.credential_type != new.credential_type:
+            return False
+        if old.credential_type == CredentialType.basic:
+            return old.identity == new.identity
+        if old.credential_type != CredentialType.x509:
+            return False
+        if not old.certificates or not new.certificates:
+            return False
+        try:
+            a, b = _parse(old.certificates[0]), _parse(new.certificates[0])
+        except InvalidCredential:
+            return False
+        if a.subject != b.subject or _alt_names(a) != _alt_names(b):
+            return False
+        return self._successor is None or self._successor(a, b)
+
     def same_client(self, a: LeafNode, b: LeafNode) -> bool:
         if a.signature_key == b.signature_key:
             return True
@@ -116,3 +145,11 @@ class X509IdentityProvider:
             except InvalidCredential:
                 return False
         return False
+
+
+def _alt_names(cert: x509.Certificate) -> frozenset[object]:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return frozenset()
+    return frozenset(ext.value)

@@ -130,6 +130,8 @@ def group_to_bytes(group: Any) -> bytes:
             p.secret_tree.to_bytes(),
             p.sender_data_secret,
             [[leaf, n.to_bytes() if n is not None else None] for leaf, n in p.leaves.items()],
+            p.retired_at,
+            [[leaf, g] for leaf, g in p.removed_limits.items()],
         ]
         for ep, p in group._past.items()
     ]
@@ -138,7 +140,9 @@ def group_to_bytes(group: Any) -> bytes:
             "v": GROUP_STATE_VERSION,
             "kind": "group",
             "suite": group._cs.suite_id,
-            "config": asdict(group._config),
+            # Callables (the external-proposal policy) are code, not state: the application
+            # passes them again when it loads the group (``Group.from_bytes(config=...)``).
+            "config": {k: v for k, v in asdict(group._config).items() if not callable(v)},
             "context": group._context.to_bytes(),
             "tree": group._tree.encode_tree(),
             "leaf": priv.leaf_index,
@@ -156,12 +160,16 @@ def group_to_bytes(group: Any) -> bytes:
     )
 
 
-def group_from_bytes(data: bytes, client: Any, identity: Any = None) -> Any:
+def group_from_bytes(
+    data: bytes, client: Any, identity: Any = None, config: GroupConfig | None = None
+) -> Any:
     obj = _loads(data, GROUP_STATE_VERSION, "group")
-    return _guard("group", _group_from_obj, obj, client, identity)
+    return _guard("group", _group_from_obj, obj, client, identity, config)
 
 
-def _group_from_obj(obj: dict[str, Any], client: Any, identity: Any) -> Any:
+def _group_from_obj(
+    obj: dict[str, Any], client: Any, identity: Any, override: GroupConfig | None
+) -> Any:
     from mls.framing.content import Sender
     from mls.group.group import Group, GroupStatus, _CachedProposal, _Epoch, _PastEpoch
 
@@ -169,7 +177,7 @@ def _group_from_obj(obj: dict[str, Any], client: Any, identity: Any) -> Any:
     if int(obj["suite"]) != cs.suite_id:
         raise StateError("stored group uses another cipher suite than the client")
     known = {f.name for f in fields(GroupConfig)}
-    config = GroupConfig(**{k: v for k, v in obj["config"].items() if k in known})
+    config = override or GroupConfig(**{k: v for k, v in obj["config"].items() if k in known})
     context = decode(GroupContext, obj["context"])
     tree = RatchetTree.decode(cs, obj["tree"])
     private = TreePrivate(
@@ -203,7 +211,10 @@ def _group_from_obj(obj: dict[str, Any], client: Any, identity: Any) -> Any:
             proposal, decode(Sender, sbytes), bytes(ukey) if ukey is not None else None
         )
     group._past.clear()
-    for ep, ctx_bytes, st_bytes, sds, keys in obj["past"]:
+    for entry in obj["past"]:
+        # Entries stored before past-epoch bounds existed have five fields.
+        ep, ctx_bytes, st_bytes, sds, keys = entry[:5]
+        retired_at, limits = (entry[5], entry[6]) if len(entry) >= 7 else (None, [])
         group._past[int(ep)] = _PastEpoch(
             context=decode(GroupContext, ctx_bytes),
             secret_tree=SecretTree.from_bytes(cs, st_bytes),
@@ -211,6 +222,8 @@ def _group_from_obj(obj: dict[str, Any], client: Any, identity: Any) -> Any:
             leaves={
                 int(leaf): (decode(LeafNode, n) if n is not None else None) for leaf, n in keys
             },
+            retired_at=None if retired_at is None else int(retired_at),
+            removed_limits={int(leaf): int(g) for leaf, g in limits},
         )
     group._resumption.clear()
     for ep, s in obj["resumption"]:

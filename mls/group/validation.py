@@ -28,6 +28,7 @@ from mls.errors import (
     BadSignature,
     DuplicateAdd,
     DuplicateEncryptionKey,
+    DuplicateIdentity,
     DuplicateSignatureKey,
     InvalidCredential,
     InvalidExternalInit,
@@ -37,8 +38,11 @@ from mls.errors import (
     InvalidReInit,
     InvalidRemove,
     InvalidSender,
+    InvalidSuccessor,
     InvalidUpdate,
     MissingRequiredCapability,
+    SizeLimitExceeded,
+    UnlistedExtension,
     UnsupportedCapability,
     UnsupportedCredential,
 )
@@ -65,6 +69,7 @@ __all__ = [
     "DEFAULT_EXTENSION_TYPES",
     "DEFAULT_PROPOSAL_TYPES",
     "BasicIdentityProvider",
+    "Checks",
     "IdentityProvider",
     "ProposalEntry",
     "check_required_capabilities",
@@ -90,12 +95,37 @@ _EXTERNAL_SENDER_TYPES = frozenset(
 )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checks:
+    """What validating a new leaf depends on besides the tree: the time, whether we create or
+    received it, and the group's bounds (from :class:`~mls.group.config.GroupConfig`).
+
+    Lifetimes are checked only with ``now`` (§7.3 makes the check on receipt advisory): strictly
+    when we create a proposal or commit, and on receipt only against not-yet-valid leaves beyond
+    ``lifetime_skew`` (a leaf may expire in transit, §7.3)."""
+
+    now: int | None = None
+    received: bool = False
+    lifetime_skew: int = 0
+    max_lifetime: int | None = None
+    max_identity_length: int | None = None
+    max_credential_length: int | None = None
+
+
+NO_CHECKS = Checks()
+
+
 class IdentityProvider(TreeIdentityProvider, Protocol):
     """The application's Authentication Service hook (§5.3.1), as the tree layer defines it,
     plus the §12.2 notion of two leaves being the same client."""
 
     def same_client(self, a: LeafNode, b: LeafNode) -> bool:
         """True if two leaves represent the same client (§12.2 duplicate-Add rule)."""
+        ...
+
+    def valid_successor(self, old: Credential, new: Credential) -> bool:
+        """True if ``new`` may replace ``old`` in a member's leaf (§5.3.1: an Update, a commit's
+        path leaf or an external resync must not change who the member is)."""
         ...
 
 
@@ -119,6 +149,16 @@ class BasicIdentityProvider:
 
     def same_client(self, a: LeafNode, b: LeafNode) -> bool:
         return not set(self.client_keys(a)).isdisjoint(self.client_keys(b))
+
+    def valid_successor(self, old: Credential, new: Credential) -> bool:
+        """§5.3.1: the same credential type and, for Basic, the same identity. X.509 chains are
+        not interpreted here (use :class:`mls.group.identity.X509IdentityProvider`): any chain
+        may follow any chain, as any was accepted on its own."""
+        if old.credential_type != new.credential_type:
+            return False
+        if old.credential_type == CredentialType.basic:
+            return old.identity == new.identity
+        return True
 
     def client_keys(self, leaf: LeafNode) -> tuple[bytes, ...]:
         """Keys such that two leaves are the same client iff they share one (lets the §12.2
@@ -159,12 +199,14 @@ def validate_leaf_node(
     identity: IdentityProvider,
     group_id: bytes | None = None,
     leaf_index: int | None = None,
-    now: int | None = None,
+    checks: Checks = NO_CHECKS,
     replaces: int | None = None,
 ) -> None:
     """Leaf node validation (§7.3) of a leaf about to enter ``tree``, with the group's
-    required capabilities (see :func:`mls.tree.validation.validate_leaf_node`) and its
-    GroupContext extensions."""
+    required capabilities (see :func:`mls.tree.validation.validate_leaf_node`), its
+    GroupContext extensions, its size bounds and, for a leaf replacing a member's (Update,
+    commit path), the §5.3.1 successor rule."""
+    check_credential_size(leaf.credential, checks)
     tree_validate_leaf_node(
         cs,
         leaf,
@@ -175,8 +217,16 @@ def validate_leaf_node(
         replaces=replaces,
         required_capabilities=RequiredCapabilities.find(group_extensions),
         identity=identity,
-        now=now,
+        now=checks.now,
+        lifetime_skew=checks.lifetime_skew if checks.received else None,
+        max_lifetime=checks.max_lifetime,
     )
+    # §5.3.1: a member's replaced leaf keeps who the member is (after the credential itself was
+    # found valid).
+    if replaces is not None and source != LeafNodeSource.key_package:
+        old = tree.leaf(replaces) if replaces < tree.n_leaves else None
+        if old is not None and not identity.valid_successor(old.credential, leaf.credential):
+            raise InvalidSuccessor(f"the new credential of leaf {replaces} is not a successor")
     # RFC 9420 §13.4: a new member's capabilities "MUST indicate support for each extension in
     # the GroupContext"; so must an Update's or a commit's new leaf, as every extension in use
     # must be supported by all members.
@@ -184,6 +234,19 @@ def validate_leaf_node(
         t = ext.extension_type
         if t not in DEFAULT_EXTENSION_TYPES and t not in leaf.capabilities.extensions:
             raise UnsupportedCapability(f"the leaf does not support group extension type {t:#06x}")
+
+
+def check_credential_size(credential: Credential, checks: Checks) -> None:
+    """The group's bounds on a peer's credential (a Basic identity; any credential's encoding)."""
+    limit = checks.max_identity_length
+    if limit is not None and len(credential.identity) > limit:
+        raise SizeLimitExceeded(f"identity of {len(credential.identity)} bytes (limit {limit})")
+    limit = checks.max_credential_length
+    if limit is not None:
+        size = len(credential.identity) + sum(len(c) for c in credential.certificates)
+        size += len(credential.content)
+        if size > limit:
+            raise SizeLimitExceeded(f"credential of {size} bytes (limit {limit})")
 
 
 def validate_key_package(
@@ -194,7 +257,7 @@ def validate_key_package(
     tree: TreeView,
     group_extensions: Sequence[Extension],
     identity: IdentityProvider,
-    now: int | None = None,
+    checks: Checks = NO_CHECKS,
 ) -> None:
     """KeyPackage validation (§10.1) for adding to a group."""
     if kp.cipher_suite != cs.suite_id:
@@ -216,11 +279,18 @@ def validate_key_package(
         tree=tree,
         group_extensions=group_extensions,
         identity=identity,
-        now=now,
+        checks=checks,
         replaces=holder,
     )
     if kp.init_key == kp.leaf_node.encryption_key:
         raise InvalidKeyPackage("init_key equals the leaf encryption_key")
+    # §10: "Extensions included in the extensions or leaf_node.extensions fields MUST be
+    # included in the leaf_node.capabilities field" (the leaf's own are checked in §7.3).
+    listed = kp.leaf_node.capabilities.extensions
+    for ext in kp.extensions:
+        t = ext.extension_type
+        if t not in DEFAULT_EXTENSION_TYPES and t not in listed:
+            raise UnlistedExtension(f"KeyPackage extension type {t:#06x} is not in capabilities")
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,9 +312,15 @@ def validate_proposal(
     group_id: bytes,
     group_extensions: Sequence[Extension],
     identity: IdentityProvider,
-    now: int | None = None,
+    checks: Checks = NO_CHECKS,
+    in_commit: bool = False,
 ) -> None:
-    """The checks of one proposal on its own (§12.1), as on receipt of a Proposal message."""
+    """The checks of one proposal on its own (§12.1), as on receipt of a Proposal message.
+
+    ``in_commit``: the proposal is one of a commit's list, judged with the extensions the list
+    sets (§12.3: "The new extensions MUST be used when evaluating other proposals in this list");
+    a GroupContextExtensions is then checked against the tree the list produces (§12.1.7) by
+    :meth:`~mls.group.group.Group` once the list is applied, not against the current members."""
     stype = sender.sender_type
     ptype = proposal.proposal_type
     if stype == SenderType.external and ptype not in _EXTERNAL_SENDER_TYPES:
@@ -259,7 +335,7 @@ def validate_proposal(
             tree=tree,
             group_extensions=group_extensions,
             identity=identity,
-            now=now,
+            checks=checks,
         )
     elif isinstance(proposal, Update):
         if stype != SenderType.member:
@@ -281,6 +357,7 @@ def validate_proposal(
             group_id=group_id,
             leaf_index=sender.index,
             replaces=sender.index,
+            checks=checks,
         )
     elif isinstance(proposal, Remove):
         if not 0 <= proposal.removed < tree.n_leaves or tree.leaf(proposal.removed) is None:
@@ -296,7 +373,12 @@ def validate_proposal(
         if stype != SenderType.new_member_commit:
             raise InvalidExternalInit("ExternalInit only in an external commit (§12.1.6)")
     elif isinstance(proposal, GroupContextExtensions):
-        validate_gce(proposal, tree)
+        if in_commit:
+            # Parsed here; member support is checked on the tree after the list (§12.1.7).
+            ExternalSenders.find(proposal.extensions)
+            RequiredCapabilities.find(proposal.extensions)
+        else:
+            validate_gce(proposal, tree)
     elif isinstance(proposal, CustomProposal):
         check_custom_supported(proposal.proposal_type, tree.iter_leaves())
 
@@ -403,6 +485,22 @@ def validate_proposal_list(
                 if key in seen:
                     raise DuplicateAdd("two Adds for the same client")
                 seen.add(key)
+        # §5.3.1: an Update must not take the identity of another member, nor of a joiner.
+        for e in entries:
+            if isinstance(e.proposal, Update):
+                before = tree.leaf(e.sender.index)
+                if before is not None and before.credential == e.proposal.leaf_node.credential:
+                    continue  # unchanged, so still unique
+                check_unique_client(
+                    identity,
+                    e.proposal.leaf_node,
+                    tree=tree,
+                    client_index=client_index,
+                    own=e.sender.index,
+                    removed=removed,
+                )
+                if not seen.isdisjoint(client_keys(e.proposal.leaf_node)):
+                    raise DuplicateIdentity("an Update takes the identity of a joiner")
     else:
         for i, a in enumerate(adds):
             for b in adds[i + 1 :]:
@@ -435,6 +533,51 @@ def validate_proposal_list(
         if new_leaf.signature_key in sig_keys:
             raise DuplicateSignatureKey("two leaves of the commit share a signature key")
         sig_keys.add(new_leaf.signature_key)
+
+
+def check_credential_support(tree: TreeView, leaf_index: int) -> None:
+    """§7.3 on the tree after a commit: every member supports the credential type of the leaf
+    at ``leaf_index``, and it supports every credential type in use."""
+    leaf = tree.leaf(leaf_index)
+    if leaf is None:
+        return
+    ctype = leaf.credential.credential_type
+    if tree.credential_support_count(ctype) < tree.member_count:
+        raise UnsupportedCredential(
+            f"credential type {ctype} of leaf {leaf_index} is not "
+            "supported by every member after the commit"
+        )
+    for t in tree.credential_types_in_use():
+        if t not in leaf.capabilities.credentials:
+            raise UnsupportedCredential(
+                f"leaf {leaf_index} does not support credential type {t} in use after the commit"
+            )
+
+
+def check_unique_client(
+    identity: IdentityProvider,
+    leaf: LeafNode,
+    *,
+    tree: TreeView,
+    client_index: Mapping[bytes, set[int]] | None,
+    own: int | None,
+    removed: Iterable[int] = (),
+) -> None:
+    """§5.3.1, §12.2: a leaf entering the tree in place of ``own`` (an Update, a commit's path
+    leaf; ``None`` for an external joiner) is not the same client as any other member, except
+    members removed by the same commit. O(1) with a client index, else O(n)."""
+    gone = set(removed)
+    if own is not None:
+        gone.add(own)
+    client_keys = getattr(identity, "client_keys", None)
+    if client_keys is not None and client_index is not None:
+        for key in client_keys(leaf):
+            if client_index.get(key, set()) - gone:
+                raise DuplicateIdentity("the leaf names the same client as another member")
+        return
+    for i, other in tree.iter_leaves():
+        if i not in gone and identity.same_client(leaf, other):
+            raise DuplicateIdentity(f"the leaf names the same client as leaf {i}")
 
 
 def _validate_external_list(entries: Sequence[ProposalEntry]) -> None:

@@ -347,6 +347,12 @@ class SecretTree:
 
     # -- sending ------------------------------------------------------------------------------
 
+    def next_generation(self, leaf_index: int, content_type: int) -> int:
+        """The first generation of ``leaf_index``'s ratchet not yet reached (0 if untouched):
+        every lower generation was consumed or is kept as skipped."""
+        pair = self._ratchets.get(leaf_index)
+        return 0 if pair is None else pair[_ratchet_kind(content_type)].next_generation
+
     def next_send_key(self, content_type: int) -> tuple[int, bytes, bytes]:
         """``(generation, key, nonce)`` for this member's next message of ``content_type``.
 

@@ -23,7 +23,7 @@ from mls.codec.buffer import Buffer, Writer, encode_varint
 from mls.constants import LeafNodeSource, NodeType
 from mls.credentials import Credential
 from mls.crypto.labels import sign_with_label, verify_with_label
-from mls.errors import DecodeError, UsageError
+from mls.errors import DecodeError, SizeLimitExceeded, UsageError
 from mls.extensions import Extension, pull_extensions, pull_uint16s, push_extensions, push_uint16s
 
 if TYPE_CHECKING:
@@ -441,12 +441,17 @@ def push_ratchet_tree(w: Writer, nodes: Sequence[Node | None]) -> None:
     w.push_opaque(body.getvalue())
 
 
-def pull_ratchet_tree(buf: Buffer) -> list[Node | None]:
-    """``optional<Node> ratchet_tree<V>``, as listed (no shape checks: the tree layer does them)."""
+def pull_ratchet_tree(buf: Buffer, max_nodes: int | None = None) -> list[Node | None]:
+    """``optional<Node> ratchet_tree<V>``, as listed (no shape checks: the tree layer does them).
+    More than ``max_nodes`` entries raise SizeLimitExceeded before they are decoded (a blank
+    entry is one byte, so a small message could otherwise ask for a huge tree)."""
     out: list[Node | None] = []
     append = out.append
+    limit = -1 if max_nodes is None else max_nodes
     with buf.pull_block() as end:
         while buf.position < end:
+            if len(out) == limit:
+                raise SizeLimitExceeded(f"ratchet_tree has more than {limit} nodes")
             present = buf.pull_uint8()
             if present == 0:
                 append(None)
@@ -463,10 +468,10 @@ def encode_ratchet_tree(nodes: Sequence[Node | None]) -> bytes:
     return w.getvalue()
 
 
-def decode_ratchet_tree(data: bytes) -> list[Node | None]:
+def decode_ratchet_tree(data: bytes, max_nodes: int | None = None) -> list[Node | None]:
     """Decode the ``ratchet_tree`` extension data (or any encoded ``ratchet_tree<V>``)."""
     buf = Buffer(data)
-    nodes = pull_ratchet_tree(buf)
+    nodes = pull_ratchet_tree(buf, max_nodes)
     if not buf.eof():
         raise DecodeError("trailing bytes after ratchet_tree")
     return nodes

@@ -521,10 +521,11 @@ class RatchetTree(TreeView):
         return cls(cs, full)
 
     @classmethod
-    def decode(cls, cs: CipherSuite, data: bytes) -> Self:
-        """Decode the ``ratchet_tree`` extension data (DecodeError / TreeShapeError)."""
+    def decode(cls, cs: CipherSuite, data: bytes, *, max_leaves: int | None = None) -> Self:
+        """Decode the ``ratchet_tree`` extension data (DecodeError / TreeShapeError;
+        SizeLimitExceeded beyond ``max_leaves``)."""
         try:
-            nodes = decode_ratchet_tree(data)
+            nodes = decode_ratchet_tree(data, None if max_leaves is None else 2 * max_leaves - 1)
         except DecodeError:
             raise
         except (ValueError, IndexError, KeyError, OverflowError, struct.error) as exc:

@@ -34,6 +34,7 @@ from mls.errors import (
     InvalidLeafNodeSource,
     InvalidUnmergedLeaves,
     LifetimeError,
+    LifetimeTooLong,
     MissingRequiredCapability,
     ParentHashMismatch,
     TreeHashMismatch,
@@ -85,6 +86,8 @@ def _check_leaf_rules(
     *,
     required_capabilities: RequiredCapabilities | None,
     now: int | None,
+    lifetime_skew: int | None = None,
+    max_lifetime: int | None = None,
 ) -> None:
     """The rules of §7.3 that depend on the leaf alone (and the group's requirements)."""
     caps = leaf.capabilities
@@ -111,9 +114,29 @@ def _check_leaf_rules(
                 f"leaf extension type {t:#06x} is not listed in its capabilities"
             )
     if now is not None and leaf.leaf_node_source == LeafNodeSource.key_package:
-        lifetime = leaf.lifetime
-        if lifetime is None or not lifetime.contains(now):
+        _check_lifetime(leaf, now, lifetime_skew, max_lifetime)
+
+
+def _check_lifetime(
+    leaf: LeafNode, now: int, lifetime_skew: int | None, max_lifetime: int | None
+) -> None:
+    """§7.2, §7.3. ``lifetime_skew=None`` is the strict check of a leaf we are about to use
+    (``not_before <= now <= not_after``). Otherwise the leaf was received: it may have expired in
+    transit (§7.3, so expiry is not checked) and is refused only when it becomes valid more than
+    ``lifetime_skew`` seconds after ``now`` (clock skew)."""
+    lifetime = leaf.lifetime
+    if lifetime is None:
+        raise LifetimeError("a key_package LeafNode without a lifetime")
+    if max_lifetime is not None and lifetime.not_after - lifetime.not_before > max_lifetime:
+        raise LifetimeTooLong(
+            f"total lifetime {lifetime.not_after - lifetime.not_before} s exceeds the maximum "
+            f"{max_lifetime} s (§7.2)"
+        )
+    if lifetime_skew is None:
+        if not lifetime.contains(now):
             raise LifetimeError("the LeafNode is outside its lifetime")
+    elif lifetime.not_before > now + lifetime_skew:
+        raise LifetimeError("the LeafNode is not valid yet")
 
 
 def validate_leaf_node(
@@ -128,6 +151,8 @@ def validate_leaf_node(
     required_capabilities: RequiredCapabilities | None = None,
     identity: IdentityProvider | None = None,
     now: int | None = None,
+    lifetime_skew: int | None = None,
+    max_lifetime: int | None = None,
 ) -> None:
     """Validate a LeafNode received in a KeyPackage, an Update or an UpdatePath (§7.3) against
     the group's tree (the tree the leaf will join: for an Add or Update the current diff).
@@ -136,7 +161,9 @@ def validate_leaf_node(
       (InvalidLeafNodeSource);
     - ``group_id`` and ``leaf_index``: the signature context of update/commit leaves;
     - ``replaces``: the leaf index whose LeafNode this one replaces (Update, commit), excluded
-      from the uniqueness and credential-support checks; its encryption key must still differ.
+      from the uniqueness and credential-support checks; its encryption key must still differ;
+    - ``now``, ``lifetime_skew``, ``max_lifetime``: the lifetime checks of key_package leaves
+      (see :func:`_check_lifetime`); none without ``now``.
 
     Raises InvalidCredential (via ``identity``), BadSignature, MissingRequiredCapability,
     UnsupportedCredential, UnsupportedLeafExtension, LifetimeError (only if ``now`` is given),
@@ -149,7 +176,13 @@ def validate_leaf_node(
     if identity is not None:
         identity.validate_credential(leaf.credential, leaf.signature_key, now=now)
     leaf.verify(cs, group_id, leaf_index)
-    _check_leaf_rules(leaf, required_capabilities=required_capabilities, now=now)
+    _check_leaf_rules(
+        leaf,
+        required_capabilities=required_capabilities,
+        now=now,
+        lifetime_skew=lifetime_skew,
+        max_lifetime=max_lifetime,
+    )
 
     # §7.3: the leaf's credential type must be supported by every (other) member, and the leaf
     # must support every credential type the other members use.
