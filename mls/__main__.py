@@ -126,7 +126,7 @@ def _add_serve(sub: argparse._SubParsersAction[_Parser]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m mls",
-        description="Messaging Layer Security (RFC 9420): conformance, demo and interop tools.",
+        description="Messaging Layer Security (RFC 9420): conformance, demo, interop, server.",
     )
     parser.add_argument("--version", action="version", version=f"mls-protocol {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -17,7 +17,7 @@ from mls.conformance.core import locate_vectors, repo_vectors
 from mls.conformance.registry import GENERATED, HANDLERS
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ["vectors", "demo", "interop"]
+COMMANDS = ["vectors", "demo", "interop", "serve"]
 
 
 def test_help_lists_every_command_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
