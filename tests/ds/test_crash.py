@@ -41,7 +41,7 @@ def test_sigkill_loses_nothing(tmp_path: Path) -> None:
         for rep in range(REPS):
             stop = threading.Event()
 
-            def send(i: int, stop: threading.Event = stop) -> None:
+            def send(i: int, stop: threading.Event = stop, epoch: int = epoch) -> None:
                 s = senders[i]
                 while not stop.is_set():
                     msg = pending.get(i) or fake_message(g, epoch, ContentType.application)
