@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
         max_message=args.max_message,
         max_body=max(1 << 20, 2 * args.max_message),
         pool_size=args.pool_size,
+        poll_interval=args.poll_interval,
         sqlite_sync=args.sqlite_sync.upper(),
         limits=Limits(token_ttl=args.token_ttl),
     )

@@ -26,5 +26,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--max-message", type=int, default=256 * 1024, help="bytes per MLS message")
     p.add_argument("--token-ttl", type=int, default=3600, help="seconds a token is valid")
     p.add_argument("--pool-size", type=int, default=8, help="PostgreSQL connections")
+    p.add_argument(
+        "--poll-interval",
+        type=float,
+        default=2.0,
+        help="seconds between inbox checks of an idle WebSocket (pushes come by notification)",
+    )
     p.add_argument("--sqlite-sync", default="normal", choices=["normal", "full"])
     return p
