@@ -5,6 +5,16 @@ from __future__ import annotations
 _WYCHEPROOF = tuple(
     f"mlkem_{n}_{kind}" for n in (768, 1024) for kind in ("keygen_seed_test", "test", "encaps_test")
 ) + tuple(f"mldsa_{n}_{kind}" for n in (44, 65, 87) for kind in ("sign_seed_test", "verify_test"))
+# Our MLS-level vectors for the post-quantum suites (tools/gen_pq_mls_vectors.py, openmls
+# profile ids), in the mlswg formats, checked by the handlers of the official files.
+_PQ_MLS = {
+    "crypto-basics": "crypto_basics",
+    "key-schedule": "key_schedule",
+    "secret-tree": "secret_tree",
+    "tree-operations": "tree_operations",
+    "welcome": "welcome",
+}
+
 HANDLERS: dict[str, str] = {
     "mlswg/tree-math.json": "tree_math",
     "mlswg/crypto-basics.json": "crypto_basics",
@@ -31,11 +41,12 @@ HANDLERS: dict[str, str] = {
     **{f"pq/wycheproof/{_w}.json": "pq_wycheproof" for _w in _WYCHEPROOF},
     # Vectors this project generates (repo folder vectors/).
     "sframe-mls.json": "sframe",
+    **{f"pq-mls/{_n}.json": _h for _n, _h in _PQ_MLS.items()},
 }
 
 # Files this project generates: they live in the checkout's vectors/ folder only, so they are
 # found there even when MLS_VECTORS points at a folder of official files.
-GENERATED = frozenset({"sframe-mls.json"})
+GENERATED = frozenset({"sframe-mls.json", *(f"pq-mls/{n}.json" for n in _PQ_MLS)})
 
 # Files large or slow enough that pytest runs them only under the ``slow`` marker.
 SLOW_FILES = frozenset(
@@ -47,6 +58,7 @@ SLOW_FILES = frozenset(
         "mlswg/passive-client-handling-commit.json",
         "mlswg/passive-client-random.json",
         "hpke/test-vectors.json",
+        *(f"pq/wycheproof/{w}.json" for w in _WYCHEPROOF),
     }
 )
 

@@ -80,3 +80,19 @@ def test_wycheproof_file(name: str) -> None:
     for r in res.results:
         if r.status == "unsupported":
             assert "external-mu" in r.detail, r
+
+
+@pytest.mark.parametrize(
+    "name", ["crypto-basics", "key-schedule", "secret-tree", "tree-operations", "welcome"]
+)
+def test_generated_pq_mls_vectors_cover_every_suite(name: str) -> None:
+    """Our PQ MLS vectors (tools/gen_pq_mls_vectors.py; each case runs in test_vectors.py)
+    cover every supported suite of the openmls profile."""
+    import json
+
+    from mls.crypto import registry
+
+    _need_pq()
+    path = _file(f"pq-mls/{name}.json")
+    suites = {c["cipher_suite"] for c in json.loads(path.read_text())}
+    assert suites == set(registry.PROFILES["openmls"].suites)
