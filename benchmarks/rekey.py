@@ -62,8 +62,9 @@ from _builders import (
     tree_from_group_info,
 )
 
-from mls.crypto import COUNTERS, CipherSuite, get_suite
-from mls.group import ApplicationMessage, CommitMerged, Group, GroupConfig
+from mls.crypto import COUNTERS, CipherSuite, get_suite, use_profile
+from mls.framing.message import MLSMessage
+from mls.group import ApplicationMessage, Client, CommitMerged, Group, GroupConfig
 from mls.schedule.secret_tree import SecretTree
 
 OPS = ("commit", "process", "join", "protect", "unprotect")
@@ -444,8 +445,9 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 def markdown(rows: list[dict[str, Any]], costs: dict[str, Cost], meta: dict[str, Any]) -> str:
     lines = [
-        f"Suite {meta['suite']}, Python {meta['python']}, cryptography {meta['cryptography']}, "
-        f"{meta['machine']}; total run {meta['total_s']:.0f} s.",
+        f"Suite {meta['suite']} ({meta.get('suite_name', '')}), Python {meta['python']}, "
+        f"cryptography {meta['cryptography']}, {meta['machine']}; total run "
+        f"{meta['total_s']:.0f} s. KeyPackage: {meta.get('key_package_bytes', '?')} bytes.",
         "",
         "| shape | n | op | median ms | min ms | max ms | floor ms | ratio | bytes |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|",
@@ -652,7 +654,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", help="comma-separated member counts (default: see README)")
     ap.add_argument("--shape", choices=(*SHAPES, "all"), default="all")
-    ap.add_argument("--suite", type=int, default=1)
+    ap.add_argument(
+        "--suite",
+        type=lambda v: int(v, 0),
+        default=1,
+        help="cipher suite id, decimal or 0x hex: 1-7 or a PQ suite of --suite-profile "
+        "(openmls: 0x004F X-Wing, 0x0042/0x0907 ML-KEM-1024, ...)",
+    )
+    ap.add_argument(
+        "--suite-profile",
+        default="openmls",
+        help="code points of the PQ suites (mls.crypto.registry: openmls, ts-mls-1)",
+    )
     ap.add_argument("--reps", type=int, help="timed repetitions (default: 11 down to 3 by n)")
     ap.add_argument("--json", metavar="FILE")
     ap.add_argument("--md", metavar="FILE")
@@ -663,6 +676,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
+    use_profile(args.suite_profile)
     cs = get_suite(args.suite)
     config = GroupConfig()
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
@@ -707,6 +721,10 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - t_start
     meta = {
         "suite": cs.suite_id,
+        "suite_name": cs.name,
+        "key_package_bytes": len(
+            MLSMessage(body=Client.create(b"kp-size", cs).key_package(1_750_000_000)).to_bytes()
+        ),
         "python": platform.python_version(),
         "cryptography": cryptography.__version__,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
