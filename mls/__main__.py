@@ -37,6 +37,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _interop(args: argparse.Namespace) -> int:
+    from mls.crypto import use_profile
+
+    use_profile(args.suite_profile)  # which ids the PQ suites have (mls.crypto.registry)
     if args.grpc is not None:
         # The gRPC service needs the optional extra [interop]; imported only here.
         try:
@@ -107,6 +110,13 @@ def _add_interop(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on with --grpc (default 127.0.0.1)"
+    )
+    p.add_argument(
+        "--suite-profile",
+        default="openmls",
+        choices=("openmls", "ts-mls-1"),
+        help="code points of the post-quantum suites: openmls (default; OpenMLS's provisional "
+        "ids) or ts-mls-1 (ts-mls 1.x compatibility, ids 79-88)",
     )
     p.set_defaults(func=_interop)
 

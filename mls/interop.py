@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import IO, Any, TypeVar
 
-from mls.crypto import get_suite
+from mls.crypto import get_suite, supported_suites
 from mls.errors import (
     InternalError,
     MLSError,
@@ -43,7 +43,6 @@ from mls.group import (
 __all__ = ["IMPL", "Driver", "error_kind", "main", "serve"]
 
 IMPL = "mls-python"
-_SUITES = (1, 2, 3, 4, 5, 6, 7)
 _OPTION_KEYS = frozenset({"wire", "ratchet_tree_extension"})
 
 T = TypeVar("T")
@@ -296,8 +295,10 @@ class Driver:
     # Ops (PROTOCOL.md, Operations).
 
     def op_hello(self, req: Request) -> Response:
+        # RFC 9420 suites 1-7, then the post-quantum suites under the active profile's ids
+        # (``python -m mls interop --suite-profile NAME``, mls.crypto.registry).
         suites = []
-        for suite in _SUITES:
+        for suite in supported_suites():
             try:
                 get_suite(suite)
             except UnsupportedError:

@@ -29,6 +29,7 @@ from typing import IO, Any, Protocol
 
 import pytest
 
+from mls.crypto import supported_suites
 from mls.errors import (
     BadSignature,
     DecodeError,
@@ -44,6 +45,7 @@ from mls.interop import Driver, error_kind, main, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_SUITES = [1, 2, 3, 4, 5, 6, 7]
+HELLO_SUITES = list(supported_suites())  # 1-7 and the PQ suites of the default profile
 WIRES = ["public", "private"]
 # The state fields every member must agree on after an epoch change (own_leaf_index differs).
 AGREED = (
@@ -494,7 +496,7 @@ def test_e2e_failures_leave_state(procs: tuple[Subprocess, Subprocess]) -> None:
 
 def test_driver_exits_cleanly_at_eof() -> None:
     p = Subprocess()
-    assert ok(p, "hello")["suites"] == ALL_SUITES
+    assert ok(p, "hello")["suites"] == HELLO_SUITES
     assert fail(p, "no_such_op")["error_kind"] == "unsupported"
     p.close()
 
@@ -533,7 +535,7 @@ def test_request_lines_in_process() -> None:
         "id": 1,
         "ok": True,
         "impl": "mls-python",
-        "suites": ALL_SUITES,
+        "suites": HELLO_SUITES,
         "unsupported": {},
     }
     assert alice == {"id": "a", "ok": True, "client": "c1"}

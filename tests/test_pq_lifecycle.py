@@ -8,6 +8,7 @@ the tree have the suite's sizes.
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -170,3 +171,26 @@ def test_ts_mls_profile_group(sid: int) -> None:
         assert h.members[0].suite.hash_len == 64  # HKDF-SHA512 node secrets
     finally:
         registry.use_profile(registry.DEFAULT_PROFILE)
+
+
+def test_interop_hello_lists_pq_suites_of_the_profile() -> None:
+    import subprocess
+    import sys
+
+    from mls.crypto import pq
+
+    if pq.mlkem_unavailable() or pq.mldsa_unavailable():
+        pytest.skip("post-quantum primitives unavailable")
+    for profile, pq_ids in (
+        ("openmls", [0x0042, 0x004E, 0x004F, 0x0050, 0x0051, 0x0052, 0x0907, 0xF042]),
+        ("ts-mls-1", list(range(79, 89))),
+    ):
+        out = subprocess.run(
+            [sys.executable, "-m", "mls", "interop", "--suite-profile", profile],
+            input='{"op": "hello"}\n',
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        assert json.loads(out)["suites"] == [1, 2, 3, 4, 5, 6, 7, *pq_ids]

@@ -31,7 +31,7 @@ _MLKEM = {"ML-KEM-768": pq.KEM_MLKEM768, "ML-KEM-1024": pq.KEM_MLKEM1024}
 
 
 def cases(data: Any) -> list[Any]:
-    out = []
+    out: list[Any] = []
     for group in data["testGroups"]:
         meta = {k: v for k, v in group.items() if k != "tests"}
         meta.setdefault("parameterSet", data.get("algorithm"))
