@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from mls.group.client import Client, KeyPackagePrivate, default_capabilities
 from mls.group.config import GroupConfig
-from mls.group.events import ApplicationMessage, CommitMerged, CommitOutput, ProposalReceived
+from mls.group.events import (
+    ApplicationMessage,
+    CommitMerged,
+    CommitOutput,
+    GroupEvent,
+    ProposalReceived,
+)
 from mls.group.group import Group, GroupStatus
-from mls.group.validation import BasicIdentityProvider, IdentityProvider
+from mls.group.identity import BasicIdentityProvider, IdentityProvider
 
 __all__ = [
     "ApplicationMessage",
@@ -20,6 +26,7 @@ __all__ = [
     "CommitOutput",
     "Group",
     "GroupConfig",
+    "GroupEvent",
     "GroupStatus",
     "IdentityProvider",
     "KeyPackagePrivate",

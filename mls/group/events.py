@@ -13,6 +13,14 @@ from mls.credentials import Credential
 from mls.framing.content import Sender
 from mls.messages.proposals import Proposal, ReInit
 
+__all__ = [
+    "ApplicationMessage",
+    "CommitMerged",
+    "CommitOutput",
+    "GroupEvent",
+    "ProposalReceived",
+]
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApplicationMessage:
@@ -84,3 +92,7 @@ class CommitOutput:
     group_info: bytes | None
     #: The new epoch once the commit is merged.
     epoch: int
+
+
+#: What :meth:`mls.group.Group.process` returns: exactly one of these.
+GroupEvent = ApplicationMessage | ProposalReceived | CommitMerged

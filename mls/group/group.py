@@ -98,12 +98,17 @@ from mls.framing.protection import (
 from mls.framing.public import PublicMessage
 from mls.group.client import Client
 from mls.group.config import ExternalProposalRequest, GroupConfig
-from mls.group.events import ApplicationMessage, CommitMerged, CommitOutput, ProposalReceived
+from mls.group.events import (
+    ApplicationMessage,
+    CommitMerged,
+    CommitOutput,
+    GroupEvent,
+    ProposalReceived,
+)
+from mls.group.identity import BasicIdentityProvider, IdentityProvider, all_matched
 from mls.group.validation import (
     DEFAULT_EXTENSION_TYPES,
-    BasicIdentityProvider,
     Checks,
-    IdentityProvider,
     ProposalEntry,
     build_client_index,
     check_credential_support,
@@ -174,7 +179,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Group", "GroupStatus"]
 
-Event = ApplicationMessage | ProposalReceived | CommitMerged
+#: Kept for importers of the old name (mls.app).
+Event = GroupEvent
 
 _EXTERNAL_INIT_LABEL = b"MLS 1.0 external init secret"
 
@@ -1730,7 +1736,7 @@ class Group:
             ):
                 raise InvalidReInit("the new group does not match the ReInit proposal (§12.4.3.1)")
             # §12.4.3.1: all members of the old group are members of the new one.
-            if not _all_matched(self._identity, self._tree, group.tree):
+            if not all_matched(self._identity, self._tree, group.tree):
                 raise InvalidReInit("a member of the old group is missing from the new group")
 
         return Group.join(
@@ -1765,7 +1771,7 @@ class Group:
             ):
                 raise InvalidWelcome("a branch keeps the version and cipher suite (§11.3)")
             # §11.3: every member of the subgroup matches a member of this group.
-            if not _all_matched(self._identity, group.tree, self._tree):
+            if not all_matched(self._identity, group.tree, self._tree):
                 raise InvalidWelcome("a subgroup member is not a member of the parent group")
 
         return Group.join(
@@ -2216,16 +2222,3 @@ def _scrubbed(secrets: EpochSecrets) -> EpochSecrets:
     included, and ``joiner_secret``/``welcome_secret`` lead to it; the secret tree holds what
     is still needed."""
     return replace(secrets, joiner_secret=b"", welcome_secret=b"", encryption_secret=b"")
-
-
-def _all_matched(identity: IdentityProvider, members: TreeView, within: TreeView) -> bool:
-    """Every member of ``members`` is the same client as some member of ``within`` (the
-    identity provider decides, §11.2, §11.3); linear when the provider offers client keys."""
-    client_keys = getattr(identity, "client_keys", None)
-    if client_keys is not None:
-        known = {k for _, leaf in within.iter_leaves() for k in client_keys(leaf)}
-        return all(not known.isdisjoint(client_keys(leaf)) for _, leaf in members.iter_leaves())
-    others = [leaf for _, leaf in within.iter_leaves()]
-    return all(
-        any(identity.same_client(leaf, o) for o in others) for _, leaf in members.iter_leaves()
-    )

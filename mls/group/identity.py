@@ -1,4 +1,8 @@
-"""Identity providers (the Authentication Service hook, RFC 9420 §5.3.1) for X.509 credentials.
+"""Identity providers: the Authentication Service hook (RFC 9420 §5.3.1).
+
+:class:`IdentityProvider` is the protocol the group calls; :class:`BasicIdentityProvider` the
+default; ``client_keys_of`` finds the optional :class:`ClientKeys` method that makes the §12.2
+duplicate checks linear.
 
 :class:`X509IdentityProvider` accepts an ``x509`` credential (§5.3: a chain of DER certificates,
 end-entity first) when
@@ -20,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from itertools import pairwise
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -30,8 +35,98 @@ from mls.constants import CredentialType
 from mls.credentials import Credential
 from mls.errors import InvalidCredential, UnsupportedCredential
 from mls.tree.nodes import LeafNode
+from mls.tree.ratchet_tree import TreeView
+from mls.tree.validation import IdentityProvider as TreeIdentityProvider
 
-__all__ = ["X509IdentityProvider", "certificate_signature_key"]
+__all__ = [
+    "BasicIdentityProvider",
+    "ClientKeys",
+    "IdentityProvider",
+    "X509IdentityProvider",
+    "all_matched",
+    "certificate_signature_key",
+    "client_keys_of",
+]
+
+
+class IdentityProvider(TreeIdentityProvider, Protocol):
+    """The application's Authentication Service hook (§5.3.1), as the tree layer defines it,
+    plus the §12.2 notion of two leaves being the same client."""
+
+    def same_client(self, a: LeafNode, b: LeafNode) -> bool:
+        """True if two leaves represent the same client (§12.2 duplicate-Add rule)."""
+        ...
+
+    def valid_successor(self, old: Credential, new: Credential) -> bool:
+        """True if ``new`` may replace ``old`` in a member's leaf (§5.3.1: an Update, a commit's
+        path leaf or an external resync must not change who the member is)."""
+        ...
+
+
+class BasicIdentityProvider:
+    """Accepts Basic and X.509 credentials with a non-empty identity; two leaves are the same
+    client when they share a signature key or a Basic identity (§12.2 example)."""
+
+    def validate_credential(
+        self, credential: Credential, signature_key: bytes, *, now: int | None
+    ) -> None:
+        if credential.credential_type == CredentialType.basic:
+            if not credential.identity:
+                raise InvalidCredential("empty Basic identity")
+        elif credential.credential_type == CredentialType.x509:
+            if not credential.certificates:
+                raise InvalidCredential("empty X.509 certificate chain")
+        else:
+            raise UnsupportedCredential(
+                f"credential type {credential.credential_type} is not supported"
+            )
+
+    def same_client(self, a: LeafNode, b: LeafNode) -> bool:
+        return not set(self.client_keys(a)).isdisjoint(self.client_keys(b))
+
+    def valid_successor(self, old: Credential, new: Credential) -> bool:
+        """§5.3.1: the same credential type and, for Basic, the same identity. X.509 chains are
+        not interpreted here (use :class:`mls.group.identity.X509IdentityProvider`): any chain
+        may follow any chain, as any was accepted on its own."""
+        if old.credential_type != new.credential_type:
+            return False
+        if old.credential_type == CredentialType.basic:
+            return old.identity == new.identity
+        return True
+
+    def client_keys(self, leaf: LeafNode) -> tuple[bytes, ...]:
+        """Keys such that two leaves are the same client iff they share one (lets the §12.2
+        duplicate-Add check run in linear time)."""
+        cred = leaf.credential
+        if cred.credential_type == CredentialType.basic:
+            return (b"sig:" + leaf.signature_key, b"id:" + cred.identity)
+        return (b"sig:" + leaf.signature_key,)
+
+
+class ClientKeys(Protocol):
+    """The optional part of an :class:`IdentityProvider`: keys such that two leaves are the same
+    client iff they share one, which makes the §12.2 duplicate checks linear."""
+
+    def client_keys(self, leaf: LeafNode) -> tuple[bytes, ...]: ...
+
+
+def client_keys_of(identity: IdentityProvider) -> Callable[[LeafNode], tuple[bytes, ...]] | None:
+    """The provider's ``client_keys`` method, or None if it does not offer one."""
+    keys = getattr(identity, "client_keys", None)
+    return keys if callable(keys) else None
+
+
+def all_matched(identity: IdentityProvider, members: TreeView, within: TreeView) -> bool:
+    """Every member of ``members`` is the same client as some member of ``within`` (the
+    identity provider decides, §11.2, §11.3); linear when the provider offers client keys."""
+    client_keys = client_keys_of(identity)
+    if client_keys is not None:
+        known = {k for _, leaf in within.iter_leaves() for k in client_keys(leaf)}
+        return all(not known.isdisjoint(client_keys(leaf)) for _, leaf in members.iter_leaves())
+    others = [leaf for _, leaf in within.iter_leaves()]
+    return all(
+        any(identity.same_client(leaf, o) for o in others) for _, leaf in members.iter_leaves()
+    )
 
 
 def certificate_signature_key(cert: x509.Certificate) -> bytes:

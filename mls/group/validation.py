@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
+from mls.codec import encode
 from mls.constants import (
-    CredentialType,
     ExtensionType,
     LeafNodeSource,
     ProposalType,
@@ -30,7 +29,6 @@ from mls.errors import (
     DuplicateEncryptionKey,
     DuplicateIdentity,
     DuplicateSignatureKey,
-    InvalidCredential,
     InvalidExternalInit,
     InvalidGroupContextExtensions,
     InvalidKeyPackage,
@@ -48,6 +46,7 @@ from mls.errors import (
 )
 from mls.extensions import Extension, ExternalSenders, RequiredCapabilities
 from mls.framing.content import Sender
+from mls.group.identity import BasicIdentityProvider, IdentityProvider, client_keys_of
 from mls.messages.key_package import KeyPackage
 from mls.messages.proposals import (
     Add,
@@ -62,7 +61,6 @@ from mls.messages.proposals import (
 )
 from mls.tree.nodes import LeafNode
 from mls.tree.ratchet_tree import TreeView
-from mls.tree.validation import IdentityProvider as TreeIdentityProvider
 from mls.tree.validation import validate_leaf_node as tree_validate_leaf_node
 
 __all__ = [
@@ -113,60 +111,6 @@ class Checks:
 
 
 NO_CHECKS = Checks()
-
-
-class IdentityProvider(TreeIdentityProvider, Protocol):
-    """The application's Authentication Service hook (§5.3.1), as the tree layer defines it,
-    plus the §12.2 notion of two leaves being the same client."""
-
-    def same_client(self, a: LeafNode, b: LeafNode) -> bool:
-        """True if two leaves represent the same client (§12.2 duplicate-Add rule)."""
-        ...
-
-    def valid_successor(self, old: Credential, new: Credential) -> bool:
-        """True if ``new`` may replace ``old`` in a member's leaf (§5.3.1: an Update, a commit's
-        path leaf or an external resync must not change who the member is)."""
-        ...
-
-
-class BasicIdentityProvider:
-    """Accepts Basic and X.509 credentials with a non-empty identity; two leaves are the same
-    client when they share a signature key or a Basic identity (§12.2 example)."""
-
-    def validate_credential(
-        self, credential: Credential, signature_key: bytes, *, now: int | None
-    ) -> None:
-        if credential.credential_type == CredentialType.basic:
-            if not credential.identity:
-                raise InvalidCredential("empty Basic identity")
-        elif credential.credential_type == CredentialType.x509:
-            if not credential.certificates:
-                raise InvalidCredential("empty X.509 certificate chain")
-        else:
-            raise UnsupportedCredential(
-                f"credential type {credential.credential_type} is not supported"
-            )
-
-    def same_client(self, a: LeafNode, b: LeafNode) -> bool:
-        return not set(self.client_keys(a)).isdisjoint(self.client_keys(b))
-
-    def valid_successor(self, old: Credential, new: Credential) -> bool:
-        """§5.3.1: the same credential type and, for Basic, the same identity. X.509 chains are
-        not interpreted here (use :class:`mls.group.identity.X509IdentityProvider`): any chain
-        may follow any chain, as any was accepted on its own."""
-        if old.credential_type != new.credential_type:
-            return False
-        if old.credential_type == CredentialType.basic:
-            return old.identity == new.identity
-        return True
-
-    def client_keys(self, leaf: LeafNode) -> tuple[bytes, ...]:
-        """Keys such that two leaves are the same client iff they share one (lets the §12.2
-        duplicate-Add check run in linear time)."""
-        cred = leaf.credential
-        if cred.credential_type == CredentialType.basic:
-            return (b"sig:" + leaf.signature_key, b"id:" + cred.identity)
-        return (b"sig:" + leaf.signature_key,)
 
 
 def check_required_capabilities(leaf: LeafNode, extensions: Iterable[Extension]) -> None:
@@ -459,8 +403,6 @@ def validate_proposal_list(
         elif isinstance(p, Add):
             adds.append(p.key_package.leaf_node)
         elif isinstance(p, PreSharedKey):
-            from mls.codec import encode
-
             key = encode(p.psk)
             if key in psk_ids:
                 raise InvalidPSK("two PreSharedKey proposals for the same PSK id")
@@ -476,7 +418,7 @@ def validate_proposal_list(
             if not external:
                 raise InvalidExternalInit("ExternalInit in a regular commit")
     # Duplicate Adds, and Adds of existing members not being removed (§12.2).
-    client_keys = getattr(identity, "client_keys", None)
+    client_keys = client_keys_of(identity)
     if client_keys is not None:
         # O(k): two leaves are the same client iff they share a client key.
         seen: set[bytes] = set()
@@ -569,7 +511,7 @@ def check_unique_client(
     gone = set(removed)
     if own is not None:
         gone.add(own)
-    client_keys = getattr(identity, "client_keys", None)
+    client_keys = client_keys_of(identity)
     if client_keys is not None and client_index is not None:
         for key in client_keys(leaf):
             if client_index.get(key, set()) - gone:
@@ -614,7 +556,7 @@ def check_custom_supported(
 
 def build_client_index(identity: IdentityProvider, tree: TreeView) -> dict[bytes, set[int]] | None:
     """Client key -> leaves holding it, for providers that define client keys (else None)."""
-    client_keys = getattr(identity, "client_keys", None)
+    client_keys = client_keys_of(identity)
     if client_keys is None:
         return None
     index: dict[bytes, set[int]] = {}
@@ -631,7 +573,7 @@ def update_client_index(
     tree: TreeView,
 ) -> None:
     """Update ``index`` for leaves a commit changed (``changed`` maps each to its old leaf)."""
-    client_keys = getattr(identity, "client_keys", None)
+    client_keys = client_keys_of(identity)
     if client_keys is None:
         return
     for i, old in changed.items():
