@@ -100,15 +100,16 @@ def build_server(
 def serve(host: str, port: int) -> int:
     """``python -m mls interop --grpc PORT [--host HOST]``: serve until SIGINT or SIGTERM."""
     server, bound = build_server(MLSClientService(), host, port)
-    server.start()
-    print(f"mls_client.MLSClient listening on {host}:{bound}", file=sys.stderr, flush=True)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
         stop.set()
 
+    # Installed before the server announces itself, so a prompt SIGTERM still stops it cleanly.
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    server.start()
+    print(f"mls_client.MLSClient listening on {host}:{bound}", file=sys.stderr, flush=True)
     stop.wait()
     server.stop(grace=1).wait()
     return 0

@@ -268,8 +268,13 @@ class MLSClientService:
 
     @property
     def handle_count(self) -> int:
-        """Live handles of every kind (the memory test checks it returns to zero)."""
+        """Live handles of every kind."""
         return len(self._handles)
+
+    @property
+    def state_count(self) -> int:
+        """Live member states (``Free`` of every actor's last state brings it back to zero)."""
+        return len(self._handles) - len(self._detached)
 
     def _add(self, entry: _Entry) -> int:
         while True:

@@ -56,8 +56,8 @@ def load_config(name: str) -> dict[str, list[dict[str, Any]]]:
 class Server:
     """One server of ours: the service (to inspect its handles) and a stub connected to it."""
 
-    def __init__(self) -> None:
-        self.service = MLSClientService()
+    def __init__(self, **options: Any) -> None:
+        self.service = MLSClientService(**options)
         self.server, self.port = build_server(self.service, "127.0.0.1", 0)
         self.server.start()
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
