@@ -194,3 +194,30 @@ def test_interop_hello_lists_pq_suites_of_the_profile() -> None:
             check=True,
         ).stdout
         assert json.loads(out)["suites"] == [1, 2, 3, 4, 5, 6, 7, *pq_ids]
+
+
+@pytest.mark.parametrize("tbd", ["TBD3", "TBD4", "TBD5"])
+def test_nist_hybrid_suites_group(tbd: str) -> None:
+    """MLKEM768-P256 / MLKEM1024-P384 suites have no id in any profile (OpenMLS lacks them):
+    registered under a private-use id, they run a group like the others."""
+    from mls.crypto import pq, registry
+
+    why = pq.mlkem_unavailable()
+    if why is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but ML-KEM is unavailable: {why}")
+        pytest.skip(f"ML-KEM unavailable: {why}")
+    sid = 0xFF00 + int(tbd[3:])
+    registry.register_suite(registry.draft_suite(tbd, sid))
+    try:
+        h = GroupHarness.with_members(3, suite=sid)
+        h.commit(2)
+        h.commit(0, remove=[1])
+        d = h.new_client("dave")
+        gd, commit = Group.external_join(d, h.members[0].group_info(), now=NOW)
+        h.deliver(commit, sender=None)
+        h.members[gd.own_leaf_index] = gd
+        h.assert_converged()
+        _message(h, gd.own_leaf_index, tbd.encode())
+    finally:
+        registry.unregister_suite(sid)

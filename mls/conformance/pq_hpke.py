@@ -5,9 +5,9 @@ HPKE-PQ, per case: DeriveKeyPair(ikmR) == (skRm, pkRm) (SHAKE256.LabeledDerive),
 shared_secret, the key schedule (HKDF two-stage, or SHAKE one-stage CombineSecrets) == key,
 base_nonce, exporter_secret, every encryption sealed and opened in sequence, every export; then a
 fresh Encap/Decap round trip, and where cryptography's own HPKE has the KEM (ML-KEM-768/1024,
-MLKEM768-X25519), its open of our seal and our open of its seal. The sender side from ``ikmE``
-is not reproduced: cryptography has no derandomized ML-KEM encapsulation. ML-KEM-512, the
-NIST-curve hybrids and the TurboSHAKE KDFs are reported unsupported with the reason.
+MLKEM768-X25519, MLKEM1024-P384), its open of our seal and our open of its seal. The sender side
+from ``ikmE`` is not reproduced: cryptography has no derandomized ML-KEM encapsulation.
+ML-KEM-512 and the TurboSHAKE KDFs are reported unsupported with the reason.
 
 X-Wing, per case: the public key from the seed and Decapsulate(ct) == ss (Encapsulate from
 ``eseed`` needs the derandomized ML-KEM Encaps, as above).
@@ -29,6 +29,7 @@ _NATIVE_KEMS: dict[int, Any] = {
     0x0041: native_hpke.KEM.MLKEM768,
     0x0042: native_hpke.KEM.MLKEM1024,
     0x647A: native_hpke.KEM.MLKEM768_X25519,
+    0x0051: native_hpke.KEM.MLKEM1024_P384,
 }
 _NATIVE_KDFS: dict[int, Any] = {
     0x0001: native_hpke.KDF.HKDF_SHA256,
@@ -124,6 +125,12 @@ def _native_keys(suite: Hpke, sk: bytes, pk: bytes) -> tuple[Any, Any]:
             sk_m.public_key(), x25519.X25519PublicKey.from_public_bytes(pk_x)
         )
         return priv, pub
+    if isinstance(kem, pq.NistHybrid):
+        sk_m, sk_t, _, _ = kem.expand(sk)
+        return (
+            native_hpke.MLKEM1024P384PrivateKey(sk_m, sk_t),
+            native_hpke.MLKEM1024P384PublicKey(sk_m.public_key(), sk_t.public_key()),
+        )
     return kem.load_private(sk), kem.load_public(pk)
 
 

@@ -19,9 +19,10 @@ OpenSSL's generator, not from the provider's injected ``rng``; key generation st
 ``DeriveKeyPair(rng(Nsk))`` and is reproducible. ``ikm_e`` is accepted and ignored by
 :meth:`MlKem.encap` and :meth:`XWing.encap` for that reason.
 
-Not offered: ML-KEM-512 (not in cryptography), MLKEM768-P256 and MLKEM1024-P384 (their key
-derivation is the generic combiner of draft-irtf-cfrg-concrete-hybrid-kems, whose text is not
-available to this project; see SPEC_NOTES.md).
+- MLKEM768-P256 (0x0050) and MLKEM1024-P384 (0x0051) (draft-ietf-hpke-pq §4): ML-KEM with a
+  NIST curve, the generic hybrid construction (:class:`NistHybrid`).
+
+Not offered: ML-KEM-512 (not in cryptography).
 """
 
 from __future__ import annotations
@@ -32,21 +33,24 @@ from collections.abc import Callable
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import x25519
+from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
-from mls.crypto.hpke import KDF_SHAKE256, Kem
+from mls.crypto.hpke import KDF_SHAKE256, Kem, curve_order, ec_public_bytes, load_ec_public
 from mls.crypto.signatures import SignatureScheme
 from mls.errors import BadSignature, DecryptFailed, InvalidKey, UnsupportedError
 
 __all__ = [
     "KEM_MLKEM768",
     "KEM_MLKEM1024",
+    "KEM_MLKEM1024_P384",
+    "KEM_MLKEM768_P256",
     "KEM_XWING",
     "MLDSA44",
     "MLDSA65",
     "MLDSA87",
     "MlDsaScheme",
     "MlKem",
+    "NistHybrid",
     "XWing",
     "kem_by_id",
     "mldsa_unavailable",
@@ -302,20 +306,114 @@ class XWing(_PqKem):
         return self.combiner(ss_m, ss_x, ct_x, pk_x)
 
 
+class NistHybrid(_PqKem):
+    """MLKEM768-P256 (0x0050) and MLKEM1024-P384 (0x0051) (draft-ietf-hpke-pq §4).
+
+    The generic construction of draft-irtf-cfrg-hybrid-kems with the parameters of
+    draft-irtf-cfrg-concrete-hybrid-kems, as consolidated in the filippo.io/hpke-pq reference
+    and checked against the draft-ietf-hpke-pq-04 vectors: a 32-byte seed expands by
+    ``SHAKE256(seed, 64 + Group.Nseed)`` into the ML-KEM seed and ``seed_T``; the curve scalar is
+    the first chunk of ``seed_T`` in [1, n) (rejection sampling); the combiner is
+    ``SHA3-256(ss_PQ || ss_T || ct_T || ek_T || Label)`` with ``ss_T`` the x-coordinate.
+    """
+
+    def __init__(self, level: int) -> None:
+        if level == 768:
+            curve: ec.EllipticCurve = ec.SECP256R1()
+            kem_id, n_scalar, n_seed_t, label = 0x0050, 32, 128, b"MLKEM768-P256"
+            self._mlkem = MlKem(768)
+        else:
+            curve = ec.SECP384R1()
+            kem_id, n_scalar, n_seed_t, label = 0x0051, 48, 48, b"MLKEM1024-P384"
+            self._mlkem = MlKem(1024)
+        n_elem = 1 + 2 * n_scalar
+        self._curve = curve
+        self._order = curve_order(curve)
+        self._n_scalar = n_scalar
+        self._n_seed_t = n_seed_t
+        self._n_elem = n_elem
+        self._label = label
+        self._nek = self._mlkem.n_pk
+        self._nct = self._mlkem.n_enc
+        name = label.decode()
+        super().__init__(kem_id, name, 32, self._nek + n_elem, self._nct + n_elem, DERIVE_HPKE_PQ)
+
+    def _random_scalar(self, seed_t: bytes) -> int:
+        n = self._n_scalar
+        for start in range(0, len(seed_t) - n + 1, n):
+            d = int.from_bytes(seed_t[start : start + n], "big")
+            if 0 < d < self._order:
+                return d
+        raise InvalidKey(f"{self.name}: rejection sampling failed")  # pragma: no cover
+
+    def expand(self, sk: bytes) -> tuple[Any, ec.EllipticCurvePrivateKey, bytes, bytes]:
+        """expandKey(seed): (ML-KEM key, curve key, ek_PQ, ek_T)."""
+        if len(sk) != 32:
+            raise InvalidKey(f"{self.name} private key must be 32 bytes")
+        full = hashlib.shake_256(sk).digest(64 + self._n_seed_t)
+        sk_m = self._mlkem.load_private(full[:64])
+        sk_t = ec.derive_private_key(self._random_scalar(full[64:]), self._curve)
+        return sk_m, sk_t, sk_m.public_key().public_bytes_raw(), ec_public_bytes(sk_t)
+
+    def load_private(self, sk: bytes) -> Any:
+        return self.expand(sk)
+
+    def _load_public(self, pk: bytes) -> tuple[Any, ec.EllipticCurvePublicKey, bytes]:
+        if len(pk) != self.n_pk:
+            raise InvalidKey(f"{self.name} public key must be {self.n_pk} bytes")
+        pub_m = self._mlkem.load_public(pk[: self._nek])
+        ek_t = pk[self._nek :]
+        return pub_m, load_ec_public(self._curve, ek_t, self._n_elem, self.name), ek_t
+
+    def derive_key_pair(self, ikm: bytes) -> tuple[bytes, bytes]:
+        sk = self._seed(ikm)
+        return sk, self.public_key(sk)
+
+    def public_key(self, sk: bytes) -> bytes:
+        _, _, ek_m, ek_t = self.expand(sk)
+        return ek_m + ek_t
+
+    def _combine(self, ss_m: bytes, ss_t: bytes, ct_t: bytes, ek_t: bytes) -> bytes:
+        return hashlib.sha3_256(ss_m + ss_t + ct_t + ek_t + self._label).digest()
+
+    def encap(self, pk_r: bytes, ikm_e: bytes, sk_s: bytes | None = None) -> tuple[bytes, bytes]:
+        self._no_auth(sk_s)
+        loaded: tuple[Any, ec.EllipticCurvePublicKey, bytes] = self.load_public(pk_r)  # type: ignore[assignment]
+        pub_m, pub_t, ek_t = loaded
+        ss_m, ct_m = pub_m.encapsulate()
+        eph = ec.generate_private_key(self._curve)  # RandomScalar(random(Group.Nseed))
+        ct_t = ec_public_bytes(eph)
+        ss_t = eph.exchange(ec.ECDH(), pub_t)
+        return self._combine(ss_m, ss_t, ct_t, ek_t), ct_m + ct_t
+
+    def decap(self, enc: bytes, sk_r: bytes, pk_s: bytes | None = None) -> bytes:
+        self._no_auth(pk_s)
+        if len(enc) != self.n_enc:
+            raise DecryptFailed(f"HPKE: {self.name} ciphertext must be {self.n_enc} bytes")
+        sk_m, sk_t, _, ek_t = self.expand(sk_r)
+        ct_t = enc[self._nct :]
+        try:
+            point = load_ec_public(self._curve, ct_t, self._n_elem, self.name)
+            ss_t = sk_t.exchange(ec.ECDH(), point)
+        except (InvalidKey, ValueError):
+            raise DecryptFailed(
+                f"HPKE: {self.name}: invalid curve point in the ciphertext"
+            ) from None
+        ss_m = sk_m.decapsulate(enc[: self._nct])
+        return self._combine(ss_m, ss_t, ct_t, ek_t)
+
+
 KEM_MLKEM768 = MlKem(768)
 KEM_MLKEM1024 = MlKem(1024)
 KEM_XWING = XWing()
-_KEMS: dict[int, Kem] = {k.kem_id: k for k in (KEM_MLKEM768, KEM_MLKEM1024, KEM_XWING)}
+KEM_MLKEM768_P256 = NistHybrid(768)
+KEM_MLKEM1024_P384 = NistHybrid(1024)
+_KEMS: dict[int, Kem] = {
+    k.kem_id: k
+    for k in (KEM_MLKEM768, KEM_MLKEM1024, KEM_XWING, KEM_MLKEM768_P256, KEM_MLKEM1024_P384)
+}
 _MISSING_KEMS = {
     0x0040: "ML-KEM-512 is not implemented by cryptography (only ML-KEM-768 and ML-KEM-1024)",
-    0x0050: (
-        "MLKEM768-P256 is not implemented: its key derivation is the generic combiner of "
-        "draft-irtf-cfrg-concrete-hybrid-kems, whose text this project does not have"
-    ),
-    0x0051: (
-        "MLKEM1024-P384 is not implemented: its key derivation is the generic combiner of "
-        "draft-irtf-cfrg-concrete-hybrid-kems, whose text this project does not have"
-    ),
 }
 
 

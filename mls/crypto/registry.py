@@ -12,6 +12,9 @@ their ids come from a *profile*:
   DeriveKeyPair (ML-KEM: ikm used as the seed; X-Wing: SHAKE256(ikm, 32)), which deviate
   from draft-ietf-hpke-pq. Its ML-KEM-512 suites (77, 78) are unsupported.
 
+TBD3-TBD5 (MLKEM768-P256, MLKEM1024-P384) work too but have no id in either profile (OpenMLS
+does not implement them): map them with ``register_suite(draft_suite("TBD3", id))``.
+
 The active profile is process-wide: :func:`use_profile` (or ``MLS_SUITE_PROFILE`` at import).
 Applications can map further ids with :func:`register_suite`; those take precedence over the
 profile. Suites whose primitives the installed cryptography lacks raise
@@ -35,6 +38,7 @@ __all__ = [
     "Profile",
     "active_profile",
     "check_available",
+    "draft_suite",
     "is_pq",
     "pq_suite_ids",
     "register_suite",
@@ -264,6 +268,15 @@ _state: dict[str, Profile] = {"active": PROFILES[DEFAULT_PROFILE]}
 _custom: dict[int, SuiteParams] = {}
 
 
+def draft_suite(placeholder: str, suite_id: int) -> SuiteParams:
+    """The draft-06 suite ``placeholder`` ("TBD1".."TBD11") under ``suite_id``, for
+    :func:`register_suite` (TBD3-TBD5 have no id in any profile: OpenMLS lacks them)."""
+    try:
+        return dataclasses.replace(DRAFT_SUITES[placeholder], suite_id=suite_id)
+    except KeyError:
+        raise UsageError(f"no suite {placeholder!r} in draft-ietf-mls-pq-ciphersuites-06") from None
+
+
 def use_profile(name: str) -> Profile:
     """Make ``name`` the active profile (process-wide); returns it."""
     try:
@@ -322,7 +335,7 @@ def is_pq(params: SuiteParams) -> bool:
 def check_available(params: SuiteParams) -> None:
     """Raise UnsupportedError, saying why, when this installation cannot run ``params``."""
     if params.kem_id in _PQ_KEMS:
-        pq.kem_by_id(params.kem_id)  # ML-KEM-512 and the NIST-curve hybrids are not offered
+        pq.kem_by_id(params.kem_id)  # ML-KEM-512 is not offered
         why = pq.mlkem_unavailable()
         if why is not None:
             raise UnsupportedError(f"cipher suite {params.suite_id} needs ML-KEM: {why}")

@@ -22,7 +22,13 @@ pytestmark = pytest.mark.skipif(
     _WHY is not None, reason=f"post-quantum primitives unavailable: {_WHY}"
 )
 
-KEMS = [pq.KEM_MLKEM768, pq.KEM_MLKEM1024, pq.KEM_XWING]
+KEMS = [
+    pq.KEM_MLKEM768,
+    pq.KEM_MLKEM1024,
+    pq.KEM_XWING,
+    pq.KEM_MLKEM768_P256,
+    pq.KEM_MLKEM1024_P384,
+]
 
 
 @pytest.fixture
@@ -89,9 +95,19 @@ def test_derive_key_pair_variants() -> None:
 
 
 def test_unsupported_kems_say_why() -> None:
-    for kem_id, word in ((0x0040, "ML-KEM-512"), (0x0050, "MLKEM768-P256"), (0x0051, "P384")):
-        with pytest.raises(UnsupportedError, match=word):
-            hpke_suite(kem_id, 1, 1)
+    with pytest.raises(UnsupportedError, match="ML-KEM-512"):
+        hpke_suite(0x0040, 1, 1)
+
+
+def test_nist_hybrid_rejects_bad_curve_points() -> None:
+    kem = pq.KEM_MLKEM768_P256
+    sk, pk = kem.derive_key_pair(b"\x05" * 32)
+    _, enc = kem.encap(pk, b"")
+    off_curve = enc[:1088] + b"\x04" + bytes(64)
+    with pytest.raises(DecryptFailed):
+        kem.decap(off_curve, sk)
+    with pytest.raises(InvalidKey):
+        kem.encap(pk[:1184] + b"\x04" + bytes(64), b"")
 
 
 @pytest.mark.parametrize("scheme", [pq.MLDSA44, pq.MLDSA65, pq.MLDSA87], ids=lambda s: s.name)
@@ -180,10 +196,23 @@ def test_register_suite() -> None:
         get_suite(0xF0F0)
     with pytest.raises(UsageError):
         registry.register_suite(dataclasses.replace(params, suite_id=1))
-    with pytest.raises(UnsupportedError, match="MLKEM768-P256"):
-        registry.check_available(
-            dataclasses.replace(registry.DRAFT_SUITES["TBD3"], suite_id=0xF0F1)
-        )
+    with pytest.raises(UsageError):
+        registry.draft_suite("TBD12", 0xF0F1)
+
+
+@pytest.mark.parametrize("tbd", ["TBD3", "TBD4", "TBD5"])
+def test_nist_hybrid_suites_by_registration(tbd: str) -> None:
+    params = registry.draft_suite(tbd, 0xF0F1)
+    registry.register_suite(params)
+    try:
+        cs = get_suite(0xF0F1)
+        sk, pk = cs.generate_key_pair()
+        enc, ct = cs.hpke_seal(pk, b"info", b"", b"pt")
+        assert cs.hpke_open(sk, enc, b"info", b"", ct) == b"pt"
+        ssk, spk = cs.generate_signature_key_pair()
+        cs.verify(spk, b"m", cs.sign(ssk, b"m"))
+    finally:
+        registry.unregister_suite(0xF0F1)
 
 
 def test_missing_primitives_are_reported(monkeypatch: pytest.MonkeyPatch) -> None:
