@@ -46,6 +46,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="vector files or folders")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--markdown", action="store_true", help="print the table in Markdown (as in the README)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return parser
 
@@ -79,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
             "missing": missing,
         }
         print(json.dumps(doc, indent=2))
-    else:
+    elif args.markdown:
+        print(markdown_table(results))
+    elif results:
         print_table(results)
     if missing:
         root = default_vectors_root()
@@ -89,6 +94,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"  - {rel}", file=sys.stderr)
         print(MISSING_HINT, file=sys.stderr)
     return 1 if failed or missing or not results else 0
+
+
+def markdown_table(results: list[FileResult]) -> str:
+    """The results as the README's conformance table (one row per file and a total)."""
+    kinds = ("passed", "failed", "unsupported")
+    rows = ["| file | cases | passed | failed | unsupported |", "|---|---|---|---|---|"]
+    for r in results:
+        counts = " | ".join(str(r.count(k)) for k in kinds)
+        rows.append(f"| `{r.file}` | {r.cases} | {counts} |")
+    totals = [sum(r.cases for r in results)] + [sum(r.count(k) for r in results) for k in kinds]
+    rows.append("| **total** | " + " | ".join(f"**{t}**" for t in totals) + " |")
+    return "\n".join(rows)
 
 
 def print_table(results: list[FileResult]) -> None:
