@@ -15,8 +15,27 @@ with what an application needs around them:
   service confirms (:meth:`ChatClient.confirm_commit`) or refuses
   (:meth:`ChatClient.reject_commit`) the commit. A crash in between therefore never strands the
   member in an epoch the group did not take: on restart the unresolved commit is resolved by the
-  next message of the group (a message of the new epoch confirms it, a competing commit for the
-  old epoch rejects it) or by the application asking the delivery service.
+  next message of the group or by the application asking the delivery service. Only a message
+  that *processes* decides (RFC 9420 §14: a conflict is never settled by unauthenticated
+  bytes): one that the new epoch's keys authenticate confirms our commit; a commit for the old
+  epoch that a copy of the old epoch's state processes is the one the group took, and becomes
+  our state. Anything that fails to process raises a :class:`~mls.errors.PeerError` and leaves
+  the commit unresolved. The stored previous state is taken *after* the commit was created, so
+  it holds the handshake ratchet past the key the commit used: after a rejection the next
+  commit uses a fresh generation (§9.1: each key and nonce is used once).
+- **Poison messages.** Once ``Group.process`` accepted a message its effects (the consumed
+  ratchet key, a merged commit) are final. Whatever fails after that in the application layer
+  (the content, a sender identity too long for a MIMI URI, a storage limit, ...) stores those
+  effects and the inbox cursor, and raises a :class:`~mls.errors.PeerError`
+  (:class:`~mls.errors.InvalidContent` or :class:`~mls.errors.RejectedByApplication`), so the
+  message is refused once and never fetched again.
+- **Removal** (RFC 9420 §12.4.2: a removed member "SHOULD promptly delete its group state and
+  secret tree"). The commit that removes us is acknowledged in the same transaction that
+  deletes the group's record (state, metadata, previous epoch) from storage; the client forgets
+  the group and later messages for it raise :class:`~mls.errors.WrongGroup`. The
+  *conversation* (stored application messages) is kept, as a user expects of a chat they were
+  removed from: :meth:`ChatClient.messages` and :meth:`ChatClient.conversation` still read it,
+  and :meth:`ChatClient.delete_conversation` deletes it. It holds plaintext, never key material.
 - **MIMI content** (:mod:`mls.app.content`): sent and received application messages are MIMI
   content; message IDs are computed from the *authenticated* MLS sender (its credential
   identity), never from what the content claims; a content that names another sender or room is
@@ -66,7 +85,9 @@ from mls.errors import (
     InvalidContentType,
     InvalidState,
     InvalidWelcome,
+    MLSError,
     PeerError,
+    RejectedByApplication,
     UsageError,
     WrongGroup,
 )
@@ -85,6 +106,7 @@ from mls.group import (
     ProposalReceived,
     default_capabilities,
 )
+from mls.group.group import Event
 from mls.messages.welcome import Welcome
 
 __all__ = [
@@ -174,7 +196,8 @@ class GroupUpdated:
     #: The disappearing timer from this epoch on (``None``: off).
     timer: int | None = None
     timer_changed: bool = False
-    #: We were removed: the group is inactive and its call keys are gone.
+    #: We were removed: the group's state (and its call keys) are deleted, its stored messages
+    #: are kept (see "Removal" in the module docstring).
     self_removed: bool = False
 
 
@@ -317,6 +340,10 @@ class ChatClient:
             raise UsageError("this storage holds no client: use ChatClient.create")
         restored = cls(Client.from_bytes(snap.client), storage, config or ChatConfig())
         restored._load(snap)
+        # A group we were removed from but whose state an older version kept (§12.4.2).
+        gone = [g for g, e in restored._groups.items() if e.group.status is GroupStatus.REMOVED]
+        if gone:
+            restored._persist(forget=gone)
         return restored
 
     def _load(self, snap: Snapshot) -> None:
@@ -383,7 +410,7 @@ class ChatClient:
     def _entry(self, group_id: bytes) -> _Entry:
         entry = self._groups.get(group_id)
         if entry is None:
-            raise UsageError(f"not a member of group {group_id.hex()}")
+            raise InvalidState(f"not a member of group {group_id.hex()}")
         return entry
 
     # -- persistence -------------------------------------------------------------------------
@@ -404,13 +431,16 @@ class ChatClient:
         client: bool = False,
         add: Sequence[StoredMessage] = (),
         cursor: int | None = None,
+        forget: Sequence[bytes] = (),
     ) -> None:
-        """Store the given groups (and the client, messages, cursor) in one transaction; on
-        failure reload everything from storage, so memory never runs ahead of the disk."""
+        """Store the given groups (and the client, messages, cursor) and delete the records of
+        the ``forget`` groups, in one transaction; on failure reload everything from storage,
+        so memory never runs ahead of the disk."""
         try:
             change = StateChange(
                 client=self._client.to_bytes() if client else None,
                 put_groups=tuple(self._record(e) for e in entries),
+                forget_groups=tuple(forget),
                 add_messages=tuple(add),
                 cursor=cursor,
             )
@@ -418,6 +448,8 @@ class ChatClient:
         except BaseException:
             self._load(self._storage.load())
             raise
+        for gid in forget:
+            self._groups.pop(gid, None)
         if cursor is not None:
             self._cursor = cursor
 
@@ -485,7 +517,12 @@ class ChatClient:
         entry = _Entry(group=group, timers={group.epoch: timer_of(group.extensions)})
         entry.rebuild_roster()
         self._groups[gid] = entry
-        self._persist(entry, client=True, cursor=self._next_cursor(seq))
+        try:
+            self._persist(entry, client=True, cursor=self._next_cursor(seq))
+        except UsageError as exc:
+            # The storage refused the group (e.g. a size limit): the Welcome cannot be taken,
+            # and its KeyPackage stays unused (memory was reloaded from storage).
+            raise RejectedByApplication(f"storage refused the joined group: {exc}") from exc
         return Joined(
             group_id=gid,
             epoch=group.epoch,
@@ -525,9 +562,13 @@ class ChatClient:
             leaves.extend(found)
         if extensions is not None:
             extensions = with_required_support(extensions)
-        previous = bytes(cbor2.dumps([group.to_bytes(), entry.meta()]))
+        meta = entry.meta()
         old_timer = timer_of(group.extensions)
         out = group.commit(add=add, remove=leaves, extensions=extensions, now=now)
+        # RFC 9420 §9.1, §9.2: the old epoch's state is taken after the commit consumed its
+        # handshake key (a pending commit is not serialised, the advanced ratchet is), so a
+        # rejected commit never hands that key and nonce to the next one.
+        previous = bytes(cbor2.dumps([group.to_bytes(), meta]))
         merged = group.merge_pending_commit()
         added, removed = self._after_commit(entry, merged)
         new_timer = timer_of(group.extensions)
@@ -551,8 +592,7 @@ class ChatClient:
         entry.pending = None
         entry.previous = None
         self._persist(entry)
-        if entry.call is not None:
-            entry.call.epoch_changed(entry.group, now=now)
+        self._rekey_call(entry, now)
         return GroupUpdated(
             group_id=group_id,
             epoch=int(pending["epoch"]),
@@ -569,13 +609,19 @@ class ChatClient:
         entry = self._entry(group_id)
         if entry.previous is None:
             raise InvalidState("no unresolved commit in this group")
+        restored = self._previous_entry(entry)
+        self._groups[group_id] = restored
+        self._persist(restored)
+
+    def _previous_entry(self, entry: _Entry) -> _Entry:
+        """A fresh copy of the epoch before our unresolved commit (from ``entry.previous``)."""
+        assert entry.previous is not None
         state, meta = cbor2.loads(entry.previous)
         restored = _Entry(group=Group.from_bytes(bytes(state), self._client), timers={})
         restored.load_meta(bytes(meta))
         restored.rebuild_roster()
         restored.call = entry.call
-        self._groups[group_id] = restored
-        self._persist(restored)
+        return restored
 
     def set_timer(self, group_id: bytes, seconds: int | None, *, now: int) -> CommitOutput:
         """Commit a GroupContextExtensions proposal that sets the disappearing timer (``None``:
@@ -687,7 +733,9 @@ class ChatClient:
         ``seq`` is its inbox sequence number: stored in the same transaction as the message's
         effects, so after a crash the client resumes right after the last processed message; a
         ``seq`` at or below :attr:`cursor` is ignored (redelivery). An invalid message raises a
-        :class:`~mls.errors.PeerError` and changes nothing but the cursor.
+        :class:`~mls.errors.PeerError` and changes nothing but the cursor. A message that MLS
+        accepted but the application cannot take raises a ``PeerError`` too, after storing
+        what processing it changed (see "Poison messages" in the module docstring).
         """
         if seq is not None and seq <= self._cursor:
             return Ignored(group_id=None, reason=f"inbox entry {seq} was already processed")
@@ -704,53 +752,122 @@ class ChatClient:
                 raise InvalidContentType("a KeyPackage or GroupInfo is not a message to process")
             entry = self._groups.get(gid)
             if entry is None:
-                raise WrongGroup(f"message for group {gid.hex()}, which this client is not in")
+                raise WrongGroup(
+                    f"message for group {gid.hex()}, which this client is not (or no longer) in"
+                )
+            entry, ev, confirmed = self._process(entry, data, epoch, ctype, now)
         except PeerError:
             self._ack(seq)  # refused for good: do not fetch it again after a restart
             raise
-        if entry.pending is not None:
-            entry = self._resolve_by(entry, epoch, ctype, now)
-        try:
-            ev = entry.group.process(data, now=now)
-        except PeerError:
-            self._ack(seq)
-            raise
-        cursor = self._next_cursor(seq)
-        if isinstance(ev, ApplicationMessage):
-            return self._on_application(entry, ev, now, cursor)
-        if isinstance(ev, ProposalReceived):
-            self._persist(entry, cursor=cursor)
-            return ProposalQueued(group_id=gid, proposal=ev)
-        return self._on_commit(entry, ev, now, cursor)
+        return self._take(entry, ev, now=now, seq=seq, confirmed=confirmed)
 
-    def _resolve_by(self, entry: _Entry, epoch: int, ctype: int, now: int) -> _Entry:
-        """Settle our unresolved commit from what the delivery service forwards next."""
-        assert entry.pending is not None
-        new_epoch = int(entry.pending["epoch"])
+    def _process(
+        self, entry: _Entry, data: bytes, epoch: int, ctype: int, now: int
+    ) -> tuple[_Entry, Event, bool]:
+        """Process ``data`` with the state it is for; raise a PeerError and change nothing if it
+        does not process. Returns the entry that processed it, the event and whether it
+        confirmed our unresolved commit.
+
+        The clear header (``epoch``, ``ctype``) only picks the state to try; what settles our
+        unresolved commit is that state authenticating the message (RFC 9420 §14).
+        """
+        pending = entry.pending
+        if pending is not None:
+            new_epoch = int(pending["epoch"])
+            if epoch >= new_epoch:
+                ev = entry.group.process(data, now=now)
+                # The new epoch's keys authenticated it: the group took our commit.
+                entry.pending = None
+                entry.previous = None
+                return entry, ev, True
+            if epoch == new_epoch - 1 and ctype == ContentType.commit:
+                # A commit for the epoch we left: if the old epoch's state accepts it, another
+                # commit won that epoch and ours was refused. A copy is tried, so a failure
+                # leaves our stored state as it was.
+                rival = self._previous_entry(entry)
+                return rival, rival.group.process(data, now=now), False
+        # Late application messages of the old epoch decrypt with the kept past-epoch keys.
+        return entry, entry.group.process(data, now=now), False
+
+    def _take(
+        self, entry: _Entry, ev: Event, *, now: int, seq: int | None, confirmed: bool
+    ) -> ChatEvent:
+        """Store everything a processed message changed, in one transaction, and return its
+        event. From here on the group's change (a consumed key, a merged commit) is final: any
+        failure stores it with the cursor and raises a PeerError (no poison message)."""
         gid = entry.group.group_id
-        if epoch >= new_epoch:
-            self.confirm_commit(gid, now=now)
-        elif epoch == new_epoch - 1 and ctype == ContentType.commit:
-            self.reject_commit(gid)
-        return self._groups[gid]
+        self._groups[gid] = entry  # a rival commit's state replaces ours (see _process)
+        cursor = self._next_cursor(seq)
+        try:
+            result, add = self._outcome(entry, ev, now)
+        except Exception as exc:
+            self._keep_processed(entry, cursor, seq)
+            if isinstance(exc, PeerError):
+                raise
+            why = str(exc) if isinstance(exc, MLSError) else type(exc).__name__
+            raise RejectedByApplication(f"message refused by the application: {why}") from exc
+        removed = isinstance(ev, CommitMerged) and ev.self_removed
+        try:
+            if removed:
+                # RFC 9420 §12.4.2: delete the group's state with the removal's acknowledgement.
+                self._persist(forget=(gid,), cursor=cursor)
+            else:
+                self._persist(entry, add=add, cursor=cursor)
+        except UsageError as exc:  # the storage refused the change (e.g. a size limit)
+            self._keep_processed(entry, cursor, seq)
+            raise RejectedByApplication(f"storage refused the message: {exc}") from exc
+        if removed:
+            if entry.call is not None:
+                entry.call.leave()
+                entry.call = None
+        elif confirmed or isinstance(ev, CommitMerged):
+            self._rekey_call(entry, now)
+        return result
+
+    def _keep_processed(self, entry: _Entry, cursor: int | None, seq: int | None) -> None:
+        """Store a processed group (its consumed key, merged commit or removal) and the cursor
+        without the rest of the message; if the storage refuses even that, move the cursor."""
+        gid = entry.group.group_id
+        self._groups[gid] = entry  # a failed _persist reloaded the disk's state
+        try:
+            if entry.group.status is GroupStatus.REMOVED:
+                self._persist(forget=(gid,), cursor=cursor)
+            else:
+                self._persist(entry, cursor=cursor)
+        except UsageError:
+            self._ack(seq)
+
+    def _rekey_call(self, entry: _Entry, now: int) -> None:
+        """Move a running call to the group's epoch; a call that cannot follow it ends (its keys
+        are forgotten) rather than keep sending under a replaced epoch."""
+        if entry.call is None:
+            return
+        try:
+            entry.call.epoch_changed(entry.group, now=now)
+        except MLSError:
+            entry.call.leave()
+            entry.call = None
+
+    def _outcome(self, entry: _Entry, ev: Event, now: int) -> tuple[ChatEvent, list[StoredMessage]]:
+        if isinstance(ev, ApplicationMessage):
+            return self._on_application(entry, ev, now)
+        if isinstance(ev, ProposalReceived):
+            return ProposalQueued(group_id=entry.group.group_id, proposal=ev), []
+        return self._on_commit(entry, ev), []
 
     def _on_application(
-        self, entry: _Entry, ev: ApplicationMessage, now: int, cursor: int | None
-    ) -> ChatEvent:
+        self, entry: _Entry, ev: ApplicationMessage, now: int
+    ) -> tuple[ChatEvent, list[StoredMessage]]:
         group = entry.group
         gid = group.group_id
         sender = entry.identity_at(ev.sender, ev.epoch) or b""
-        try:
-            content = decode_content(ev.data)
-            sender_uri = user_uri(self._config.domain, sender)
-            room = room_uri(self._config.domain, gid)
-            if content.sender_uri is not None and content.sender_uri != sender_uri:
-                raise InvalidContent("senderUri differs from the authenticated MLS sender")
-            if content.room_uri is not None and content.room_uri != room:
-                raise InvalidContent("roomUri names another room")
-        except InvalidContent:
-            self._persist(entry, cursor=cursor)  # the ratchet key is spent all the same
-            raise
+        content = decode_content(ev.data)
+        sender_uri = user_uri(self._config.domain, sender)
+        room = room_uri(self._config.domain, gid)
+        if content.sender_uri is not None and content.sender_uri != sender_uri:
+            raise InvalidContent("senderUri differs from the authenticated MLS sender")
+        if content.room_uri is not None and content.room_uri != room:
+            raise InvalidContent("roomUri names another room")
         exp = content.expires
         expires_at = message_expiry(
             timer=entry.timer_at(ev.epoch),
@@ -759,14 +876,14 @@ class ChatClient:
             relative=exp.relative if exp is not None else False,
         )
         if expires_at is not None and now >= expires_at:
-            self._persist(entry, cursor=cursor)
-            return MessageExpired(
+            expired = MessageExpired(
                 group_id=gid, sender=sender, epoch=ev.epoch, expires_at=expires_at
             )
+            return expired, []
+        # UsageError for a URI over 65535 bytes (a long identity): refused by _take.
         message_id = compute_message_id(ev.data, content.salt, sender_uri, room)
         if self._storage.has_message(gid, message_id):
-            self._persist(entry, cursor=cursor)
-            return Ignored(group_id=gid, reason="duplicate message ID")
+            return Ignored(group_id=gid, reason="duplicate message ID"), []
         stored = StoredMessage(
             group_id=gid,
             message_id=message_id,
@@ -778,12 +895,9 @@ class ChatClient:
             outgoing=False,
             content=ev.data,
         )
-        self._persist(entry, add=[stored], cursor=cursor)
-        return MessageReceived(group_id=gid, message=stored, content=content)
+        return MessageReceived(group_id=gid, message=stored, content=content), [stored]
 
-    def _on_commit(
-        self, entry: _Entry, ev: CommitMerged, now: int, cursor: int | None
-    ) -> GroupUpdated:
+    def _on_commit(self, entry: _Entry, ev: CommitMerged) -> GroupUpdated:
         group = entry.group
         gid = group.group_id
         old_timer = entry.timer_at(group.epoch - 1) if not ev.self_removed else None
@@ -791,10 +905,6 @@ class ChatClient:
             entry.roster.get(ev.committer) if ev.committer is not None else None
         )  # before the roster changes (an external joiner is not in it yet)
         if ev.self_removed:
-            self._persist(entry, cursor=cursor)
-            if entry.call is not None:
-                entry.call.leave()
-                entry.call = None
             return GroupUpdated(
                 group_id=gid,
                 epoch=ev.epoch,
@@ -806,9 +916,6 @@ class ChatClient:
         added, removed = self._after_commit(entry, ev)
         if committer is None and ev.committer is not None:
             committer = entry.roster.get(ev.committer)
-        self._persist(entry, cursor=cursor)
-        if entry.call is not None:
-            entry.call.epoch_changed(group, now=now)
         timer = timer_of(group.extensions)
         return GroupUpdated(
             group_id=gid,
@@ -828,10 +935,17 @@ class ChatClient:
 
     def messages(self, group_id: bytes, *, now: int) -> list[StoredMessage]:
         """The group's stored messages that have not expired at ``now`` (expired ones are
-        deleted first)."""
-        self._entry(group_id)
+        deleted first). A group we were removed from keeps its messages until
+        :meth:`delete_conversation`."""
         self._storage.delete_expired(now)
         return [m for m in self._storage.messages(group_id) if not m.expired(now)]
+
+    def delete_conversation(self, group_id: bytes) -> int:
+        """Delete every stored message of the group (e.g. one we were removed from); the group
+        itself, if we are still in it, is kept. Returns how many were deleted."""
+        keys = tuple((group_id, m.message_id) for m in self._storage.messages(group_id))
+        self._storage.apply(StateChange(delete_messages=keys))
+        return len(keys)
 
     def conversation(self, group_id: bytes, *, now: int) -> list[ChatLine]:
         """The visible conversation (edits applied, reactions attached)."""
@@ -861,7 +975,9 @@ class ChatClient:
         return entry.call
 
     def call(self, group_id: bytes) -> GroupCall | None:
-        return self._entry(group_id).call
+        """The group's running call; ``None`` if there is none (also once we were removed)."""
+        entry = self._groups.get(group_id)
+        return entry.call if entry is not None else None
 
     def end_call(self, group_id: bytes) -> None:
         entry = self._entry(group_id)

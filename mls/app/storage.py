@@ -107,7 +107,11 @@ class StateChange:
     #: The new client blob, if the client changed (e.g. a KeyPackage was used or created).
     client: bytes | None = field(default=None, repr=False)
     put_groups: tuple[GroupRecord, ...] = ()
+    #: Groups deleted with all their stored messages.
     drop_groups: tuple[bytes, ...] = ()
+    #: Groups whose record (state, metadata, previous epoch) is deleted while their stored
+    #: messages stay (a member removed from a group keeps the conversation, RFC 9420 §12.4.2).
+    forget_groups: tuple[bytes, ...] = ()
     add_messages: tuple[StoredMessage, ...] = ()
     #: ``(group_id, message_id)`` pairs to delete.
     delete_messages: tuple[tuple[bytes, bytes], ...] = ()
@@ -132,7 +136,9 @@ class Storage(Protocol):
         ...
 
     def apply(self, change: StateChange) -> None:
-        """Apply ``change`` atomically: all of it or, if this raises, none of it."""
+        """Apply ``change`` atomically: all of it or, if this raises, none of it. A change the
+        store refuses (a constraint, a size limit) raises :class:`~mls.errors.UsageError`; any
+        other exception is a fault of the store itself (I/O)."""
         ...
 
     def messages(self, group_id: bytes) -> list[StoredMessage]:
@@ -181,6 +187,8 @@ class MemoryStorage:
                 self._groups.pop(gid, None)
                 for key in [k for k in self._messages if k[0] == gid]:
                     del self._messages[key]
+            for gid in change.forget_groups:
+                self._groups.pop(gid, None)
             for rec in change.put_groups:
                 self._groups[rec.group_id] = rec
             for key in change.delete_messages:
@@ -340,6 +348,8 @@ class SQLiteStorage:
             for gid in change.drop_groups:
                 db.execute("DELETE FROM groups WHERE group_id = ?", (gid,))
                 db.execute("DELETE FROM messages WHERE group_id = ?", (gid,))
+            for gid in change.forget_groups:  # secure_delete zeroes the freed cells and pages
+                db.execute("DELETE FROM groups WHERE group_id = ?", (gid,))
             for rec in change.put_groups:
                 db.execute(
                     "INSERT OR REPLACE INTO groups (group_id, epoch, state, meta, previous) "
@@ -374,9 +384,11 @@ class SQLiteStorage:
                     (change.cursor.to_bytes(8, "big"),),
                 )
             db.execute("COMMIT")
-        except sqlite3.IntegrityError as exc:
-            db.execute("ROLLBACK")
-            raise UsageError(f"storage constraint violated: {exc}") from exc
+        except (sqlite3.IntegrityError, sqlite3.DataError) as exc:
+            # A constraint or a size limit (SQLITE_TOOBIG): the change is refused, not a fault.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise UsageError(f"storage refused the change: {exc}") from exc
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
