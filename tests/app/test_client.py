@@ -241,10 +241,14 @@ def test_late_message_is_attributed_to_its_sender_when_the_leaf_was_reused(
     w.add("dave")
     carol_leaf = w["carol"].group(GROUP).own_leaf_index
     late = w.say("carol", "sent before my removal")
+    seen = w.say("carol", "and this one")
     # bob gets the commit first; dave takes carol's blank leaf in the same commit.
     w.commit("alice", add=["dave"], remove=["carol"])
     inbox = w.ds.fetch(b"bob", after=w["bob"].cursor)
-    commit_entry = next(e for e in inbox if e.data != late.data)
+    commit_entry = next(e for e in inbox if e.data not in (late.data, seen.data))
+    # bob had seen a later generation of carol's before the removal, so the late one was
+    # written before it (RFC 9420 §12.4.2; GroupConfig.removed_sender_messages).
+    w["bob"].receive(seen.data, now=w.now)
     w["bob"].receive(commit_entry.data, now=w.now)
     w.pump("dave")
     assert w["dave"].group(GROUP).own_leaf_index == carol_leaf
