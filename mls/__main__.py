@@ -57,7 +57,12 @@ def _interop(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from mls.ds.cli import run as run_server
+    # The server needs the optional extra [server]; imported only here.
+    try:
+        from mls.ds.cli import run as run_server
+    except ImportError as exc:
+        print(f"python -m mls serve: {exc}; install mls-protocol[server]", file=sys.stderr)
+        return 2
 
     return run_server(args)
 
