@@ -613,6 +613,11 @@ class ChatClient:
         self._groups[group_id] = restored
         self._persist(restored)
 
+    @staticmethod
+    def _snapshot(entry: _Entry) -> bytes:
+        """``entry`` as a ``previous`` blob: ``[state, meta]``."""
+        return bytes(cbor2.dumps([entry.group.to_bytes(), entry.meta()]))
+
     def _previous_entry(self, entry: _Entry) -> _Entry:
         """A fresh copy of the epoch before our unresolved commit (from ``entry.previous``)."""
         assert entry.previous is not None
@@ -786,7 +791,26 @@ class ChatClient:
                 # leaves our stored state as it was.
                 rival = self._previous_entry(entry)
                 return rival, rival.group.process(data, now=now), False
-        # Late application messages of the old epoch decrypt with the kept past-epoch keys.
+            if epoch == new_epoch - 1 and ctype == ContentType.proposal:
+                # Only the old epoch can hold it: kept there, for a rival commit that may
+                # refer to it (§12.4) should ours lose.
+                old = self._previous_entry(entry)
+                ev = old.group.process(data, now=now)
+                entry.previous = self._snapshot(old)
+                return entry, ev, False
+            if epoch == new_epoch - 1:
+                # An application message of the old epoch: read with the kept past-epoch keys,
+                # and its key is consumed in the stored old epoch too (§9.2), which becomes
+                # our state again if our commit loses.
+                ev = entry.group.process(data, now=now)
+                old = self._previous_entry(entry)
+                try:
+                    old.group.process(data, now=now)
+                    entry.previous = self._snapshot(old)
+                except PeerError:
+                    pass  # the copy refuses what the merged group read: nothing to consume
+                return entry, ev, False
+        # Late application messages of earlier epochs decrypt with the kept past-epoch keys.
         return entry, entry.group.process(data, now=now), False
 
     def _take(

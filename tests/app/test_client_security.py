@@ -22,6 +22,7 @@ from mls.app import (
     Ignored,
     MemoryStorage,
     MessageReceived,
+    ProposalQueued,
     SQLiteStorage,
     StateChange,
     Storage,
@@ -140,6 +141,27 @@ def test_junk_of_the_new_epoch_does_not_confirm_a_refused_commit(ctype: ContentT
     agree(w, "alice", "bob", "carol")
     w.say("alice", "back in step")
     assert [len(x) for x in w.pump("bob", "carol").values()] == [1, 1]
+
+
+def test_old_epoch_messages_during_our_commit_are_kept_for_a_rival() -> None:
+    w = three()
+    early = w.say("bob", "old epoch")
+    proposal = w["carol"].group(GROUP).propose_update()
+    w.ds.send(GROUP, b"carol", proposal)
+    out = w["alice"].commit(GROUP, now=w.now)
+    w.pump("bob")
+    w.commit("bob")  # wins, and commits carol's Update by reference
+    assert not w.ds.submit_commit(GROUP, b"alice", out.commit)
+    alice = w.reopen("alice")
+    got = w.pump("alice")["alice"]
+    assert [type(e) for e in got] == [MessageReceived, ProposalQueued, GroupUpdated]
+    assert not alice.has_unresolved_commit(GROUP)
+    w.pump()
+    agree(w, "alice", "bob", "carol")
+    # The old epoch's key of the message read while our commit was pending is consumed in the
+    # state we went back to (§9.2), not only in the one we left.
+    with pytest.raises(ReplayedMessage):
+        alice.receive(early.data, now=w.now)
 
 
 def test_a_rival_commit_that_removes_us_deletes_the_group() -> None:
