@@ -16,12 +16,15 @@ import pytest
 from mls.constants import ContentType
 from tests.ds.helpers import DsClient, Server, data_of, fake_message
 
-REPS = int(os.environ.get("MLS_DS_CRASH_REPS", "50"))
+# 50 restarts with --runslow (as CI runs), 5 in a quick developer run.
+REPS_SLOW = int(os.environ.get("MLS_DS_CRASH_REPS", "50"))
+REPS_QUICK = 5
 SENDERS = 3
 
 
 @pytest.mark.slow
-def test_sigkill_loses_nothing(tmp_path: Path) -> None:
+def test_sigkill_loses_nothing(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    reps = REPS_SLOW if request.config.getoption("--runslow") else REPS_QUICK
     rnd = random.Random(int.from_bytes(os.urandom(4), "big"))
     db = f"sqlite:///{tmp_path}/ds.sqlite3"
     server = Server(db, tmp_path / "server.log").start()
@@ -38,7 +41,7 @@ def test_sigkill_loses_nothing(tmp_path: Path) -> None:
         cursor = 0
         pending: dict[int, bytes] = {}  # per sender: a message whose answer was lost
 
-        for rep in range(REPS):
+        for rep in range(reps):
             stop = threading.Event()
 
             def send(i: int, stop: threading.Event = stop, epoch: int = epoch) -> None:
@@ -96,6 +99,6 @@ def test_sigkill_loses_nothing(tmp_path: Path) -> None:
                 received.append(data_of(e))
         assert len(received) == len(set(received)), "a message was delivered twice"
         assert acknowledged <= set(received), "an acknowledged message was lost"
-        assert len(acknowledged) > REPS
+        assert len(acknowledged) > reps
     finally:
         server.stop()
