@@ -6,7 +6,8 @@ freeing each actor's last state at the end of each run as the working group's ru
 prints, per round, the handles alive on each server, Python's traced heap (``tracemalloc``) and
 the process RSS. A server that keeps nothing after ``Free`` shows flat lines after the first
 rounds (the runner never frees external signers: those handles stay, bounded by
-``MAX_DETACHED``).
+``MAX_DETACHED``; the library's key caches fill up to their bound, ``--clear-caches`` leaves
+them out).
 
     pip install -e ".[interop]"
     python benchmarks/interop_grpc_memory.py --rounds 20     # ~2 min here
@@ -17,6 +18,7 @@ The configs are read from ``../shared/interop/mlswg/configs`` (``MLS_INTEROP_HAR
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import resource
 import sys
@@ -52,6 +54,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--suite", type=int, default=1)
     parser.add_argument(
+        "--clear-caches",
+        action="store_true",
+        help="empty the library's bounded LRU caches (loaded keys) before each measurement, so "
+        "that their filling up (to 4,096 public keys per scheme) is not counted",
+    )
+    parser.add_argument(
         "--max-detached",
         type=int,
         default=MAX_DETACHED,
@@ -71,6 +79,10 @@ def main() -> int:
                     stubs = {x: (a, b)[i % 2].stub for i, x in enumerate(actors)}
                     Coordinator(stubs, args.suite, encrypt).run(script)
                     runs += 1
+            if args.clear_caches:
+                for obj in gc.get_objects():
+                    if isinstance(obj, functools._lru_cache_wrapper):
+                        obj.cache_clear()
             gc.collect()
             traced = tracemalloc.get_traced_memory()[0] / 2**20
             print(
