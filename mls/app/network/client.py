@@ -130,9 +130,23 @@ class NetConfig:
 
 
 def default_chat_config() -> ChatConfig:
-    """Past epochs are kept as long as the server accepts them (its ``past_epochs``, 16), so a
-    message that raced several commits still decrypts."""
-    return ChatConfig(group_config=GroupConfig(ratchet_tree_extension=True, past_epochs=16))
+    """The group policy of networked clients.
+
+    - Past epochs are kept as long as the server accepts messages of them (its
+      ``past_epochs``, 16), so a message that raced several commits still decrypts.
+    - ``removed_sender_messages="flag"``: a member that commits a Remove has not seen the
+      messages the server ordered *before* its commit while it was being posted (§14: the
+      server sequences; the committer merges at once). With ``"refuse"`` that committer, and
+      only it, would drop a removed member's last messages that everyone else shows. The
+      delivery service refuses posts from identities no longer in the roster, so a message
+      of a removed member reaches us only if it was ordered before the removal; this trusts
+      the server's ordering for that case, which RFC 9420 §15.3 leaves to the application.
+    """
+    return ChatConfig(
+        group_config=GroupConfig(
+            ratchet_tree_extension=True, past_epochs=16, removed_sender_messages="flag"
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -178,6 +192,11 @@ class NetClient:
     _ws_task: asyncio.Task[None] | None = None
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     connected: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Counters: ``lost_epochs`` (our commit refused, another won), ``echoes`` (our commit
+    #: answered ``duplicate``: taken before), ``buffered`` (future-epoch entries held back).
+    stats: dict[str, int] = field(
+        default_factory=lambda: {"lost_epochs": 0, "echoes": 0, "buffered": 0}
+    )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -404,6 +423,7 @@ class NetClient:
         ):
             # Stored before the cursor can move past it (a later entry's receive).
             self.net.buffer(e)
+            self.stats["buffered"] += 1
             log.debug("buffered seq %d (epoch %d)", e.seq, e.epoch)
             return
         self._receive(e.data, e.seq, e.group_seq)
@@ -628,12 +648,14 @@ class NetClient:
         except DeliveryError as exc:
             if exc.code == "duplicate":
                 group_seq = int(exc.body.get("group_seq", 0)) or None
+                self.stats["echoes"] += 1
             elif exc.status == 0:
                 raise  # unreachable: the commit stays unresolved; resolved on the next open
             else:
                 self.chat.reject_commit(gid)
                 self.net.clear_commit(gid)
                 if exc.code == "epoch_conflict":
+                    self.stats["lost_epochs"] += 1
                     log.debug("lost epoch %d of %s", oc.epoch - 1, gid.hex())
                     return None
                 raise
