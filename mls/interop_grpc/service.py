@@ -41,8 +41,9 @@ from mls.constants import (
     ResumptionPSKUsage,
 )
 from mls.credentials import Credential
-from mls.crypto import SUITES, CipherSuite, get_suite
-from mls.errors import DecodeError, UnsupportedError
+from mls.crypto import CipherSuite, get_suite
+from mls.crypto.registry import supported_suites
+from mls.errors import DecodeError
 from mls.extensions import Extension, ExternalSender, ExternalSenders
 from mls.framing.message import MLSMessage
 from mls.framing.private import PrivateMessage
@@ -357,14 +358,9 @@ class MLSClientService:
     def SupportedCiphersuites(
         self, req: pb.SupportedCiphersuitesRequest
     ) -> pb.SupportedCiphersuitesResponse:
-        suites = []
-        for suite in sorted(SUITES):
-            try:
-                get_suite(suite)
-            except UnsupportedError:
-                continue
-            suites.append(suite)
-        return pb.SupportedCiphersuitesResponse(ciphersuites=suites)
+        # RFC 9420's suites 1-7, then the post-quantum ones this installation can run (their
+        # provisional ids come from the active profile of mls.crypto.registry).
+        return pb.SupportedCiphersuitesResponse(ciphersuites=supported_suites())
 
     # -- becoming a member ---------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import pytest
 from mls import __version__
 from mls.codec.wire import decode
 from mls.crypto import get_suite
+from mls.crypto.registry import supported_suites
 from mls.extensions import ExternalSender
 from mls.framing.message import MLSMessage
 from mls.interop_grpc import mls_client_pb2 as pb
@@ -50,7 +51,7 @@ def test_tour_of_every_rpc(servers: tuple[Server, Server]) -> None:
     name = a.Name(pb.NameRequest()).name
     assert name == f"mls-python {__version__}"
     suites = list(a.SupportedCiphersuites(pb.SupportedCiphersuitesRequest()).ciphersuites)
-    assert suites[:7] == [1, 2, 3, 4, 5, 6, 7]
+    assert suites[:7] == [1, 2, 3, 4, 5, 6, 7] and suites == list(supported_suites())
 
     # alice creates the group; bob's KeyPackage and its raw private keys.
     alice = a.CreateGroup(

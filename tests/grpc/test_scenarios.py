@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from mls.crypto.registry import supported_suites
 from tests.grpc.conftest import Server, load_config
 from tests.grpc.coordinator import Coordinator, actors_of
 
@@ -110,6 +111,22 @@ def test_first_script_in_every_suite(
     """Every suite (with ``--all-suites``), with the roles on the other server than above."""
     name = SCRIPTS[family][0]
     play(servers, load_config(family)[name], suite=suite_id, first=1)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_post_quantum_suites(servers: tuple[Server, Server], family: str) -> None:
+    """The post-quantum suites the server advertises (``SupportedCiphersuites``) play too;
+    ``change_ciphersuite`` moves from each to suite 1."""
+    pq = [s for s in supported_suites() if s > 7]
+    if not pq:
+        pytest.skip("this installation runs no post-quantum suite (ML-KEM/ML-DSA unavailable)")
+    name, script = next(iter(load_config(family).items()))
+    for suite in pq:
+        actors = actors_of(script)
+        stubs = {actor: servers[i % 2].stub for i, actor in enumerate(actors)}
+        coordinator = Coordinator(stubs, suite, True, suites=(suite, 1))
+        coordinator.run(script)
+        assert coordinator.agreements > 0, (suite, name)
 
 
 def test_short_random(servers: tuple[Server, Server]) -> None:
