@@ -803,12 +803,14 @@ class ChatClient:
                 # and its key is consumed in the stored old epoch too (§9.2), which becomes
                 # our state again if our commit loses.
                 ev = entry.group.process(data, now=now)
-                old = self._previous_entry(entry)
                 try:
+                    old = self._previous_entry(entry)
                     old.group.process(data, now=now)
                     entry.previous = self._snapshot(old)
-                except PeerError:
-                    pass  # the copy refuses what the merged group read: nothing to consume
+                except Exception:  # noqa: S110
+                    # The copy refuses what the merged group read: nothing to consume there.
+                    # (The merged group's key is spent: nothing may escape before _take.)
+                    pass
                 return entry, ev, False
         # Late application messages of earlier epochs decrypt with the kept past-epoch keys.
         return entry, entry.group.process(data, now=now), False
