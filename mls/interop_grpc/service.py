@@ -345,8 +345,7 @@ class MLSClientService:
         try:
             yield
         except BaseException:
-            restored = Group.from_bytes(saved, group.client)
-            restored.set_config(config)
+            restored = Group.from_bytes(saved, group.client, config=config)
             st.group, st.sent, st.received, st.reinit = restored, sent, received, reinit
             raise
 
