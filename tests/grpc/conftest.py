@@ -1,8 +1,8 @@
 """Servers of ours on loopback ports for the gRPC tests, and the working group's configs.
 
-grpcio is the optional extra ``[interop]``: without it these tests skip, except under
+grpcio is the optional extra ``[interop]``: without it these tests are not collected, except under
 ``CI=true`` (CI installs every extra), where its absence is a failure. The scenario configs are
-read from ``../shared/interop/mlswg/configs`` beside the checkout (or ``$MLS_INTEROP_CONFIGS``);
+read from ``../shared/interop/mlswg/configs`` beside the checkout (or ``$MLS_INTEROP_HARNESS``);
 they are harness files, not copied into the repository.
 """
 
