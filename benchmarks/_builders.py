@@ -19,7 +19,7 @@ Each builder returns a :class:`Built`: two real member states (``committer`` at 
 
 Only the ``full`` builder reaches below ``Group``: it drives the tree layer directly and builds
 the two ``Group`` objects with the private constructor ``Group(client=, cs=, config=,
-epoch=_Epoch(...))`` (``mls.group.group._Epoch`` is private API; acceptable in a benchmark).
+epoch=EpochState.start(...))`` (private API; acceptable in a benchmark).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from mls.crypto import CipherSuite
 from mls.extensions import find_extension
 from mls.framing.message import MLSMessage
 from mls.group import BasicIdentityProvider, Client, CommitMerged, Group, GroupConfig
-from mls.group.group import _Epoch
+from mls.group.epoch import EpochState
 from mls.messages.group_info import GroupInfo
 from mls.schedule.group_context import GroupContext
 from mls.schedule.key_schedule import confirmation_tag, derive_epoch_secrets
@@ -277,7 +277,9 @@ def build_full(cs: CipherSuite, n: int, config: GroupConfig, log: Log = _quiet) 
     validate_s = time.perf_counter() - t2
     groups = []
     for m, t in ((me_c, tree), (me_p, tree.copy())):
-        epoch_state = _Epoch(
+        epoch_state = EpochState.start(
+            cs,
+            config,
             context=ctx,
             tree=t,
             private=privates[m],

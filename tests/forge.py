@@ -54,6 +54,7 @@ from mls.framing.private import (
 )
 from mls.framing.public import PublicMessage, membership_tag
 from mls.group import Client, Group
+from mls.group.epoch import next_epoch
 from mls.messages.commit import Commit
 from mls.messages.group_info import GroupInfo
 from mls.messages.key_package import KeyPackage
@@ -492,15 +493,17 @@ class Forger:
         sig = self.sign(content, wire_format, key=key)
         if confirmation_tag is None:
             if ok:
-                (_, confirmation_tag, _, _), _ = g._key_schedule(
+                confirmation_tag = next_epoch(
+                    cs,
+                    interim_transcript_hash=g._interim,
                     wire_format=wire_format,
                     content=content,
                     signature=sig,
-                    ctx=ctx,
+                    context=ctx,
                     commit_secret=commit_secret,
                     psks=self._psks([p for _, p, _ in resolved]),
                     init_secret=g._secrets.init_secret if init_secret is None else init_secret,
-                )
+                ).confirmation_tag
             else:
                 confirmation_tag = cs.random(cs.hash_len)
         auth = AuthenticatedContent(
@@ -579,15 +582,17 @@ class Forger:
         )
         tag = cs.random(cs.hash_len)
         if ok:
-            (_, tag, _, _), _ = g._key_schedule(
+            tag = next_epoch(
+                cs,
+                interim_transcript_hash=g._interim,
                 wire_format=wire_format,
                 content=content,
                 signature=sig,
-                ctx=ctx,
+                context=ctx,
                 commit_secret=commit_secret,
                 psks=self._psks([p for _, p, _ in resolved]),
                 init_secret=init_secret,
-            )
+            ).confirmation_tag
         auth = AuthenticatedContent(
             wire_format=wire_format,
             content=content,

@@ -17,6 +17,7 @@ from mls.credentials import Credential
 from mls.crypto import CipherSuite, get_suite, supported_suites
 from mls.errors import NoMatchingKeyPackage, UsageError
 from mls.extensions import Extension
+from mls.group.snapshot import ClientSnapshot
 from mls.messages.key_package import KeyPackage
 from mls.tree.nodes import Capabilities, LeafNode, Lifetime
 
@@ -214,14 +215,31 @@ class Client:
 
     def to_bytes(self) -> bytes:
         """The client (keys, credential, KeyPackage pool, PSKs) as versioned CBOR."""
-        from mls.group.state import client_to_bytes
-
-        return client_to_bytes(self)
+        return ClientSnapshot(
+            suite=self.suite,
+            credential=self.credential,
+            signature_private_key=self.signature_private_key,
+            signature_public_key=self.signature_public_key,
+            capabilities=self.capabilities,
+            pool=tuple(
+                (p.key_package, p.init_private_key, p.encryption_private_key, p.last_resort)
+                for p in self._pool.values()
+            ),
+            psks=tuple(self._external_psks.items()),
+        ).to_bytes()
 
     @classmethod
     def from_bytes(cls, data: bytes, suite: CipherSuite | None = None) -> Client:
-        from mls.group.state import client_from_bytes
-
-        client = client_from_bytes(data, suite)
-        assert isinstance(client, Client)
+        snap = ClientSnapshot.from_bytes(data, suite)
+        cs = snap.suite
+        client = cls(
+            suite=cs,
+            credential=snap.credential,
+            signature_private_key=snap.signature_private_key,
+            signature_public_key=snap.signature_public_key,
+            capabilities=snap.capabilities,
+        )
+        for kp, init_sk, enc_sk, last_resort in snap.pool:
+            client._pool[kp.ref(cs)] = KeyPackagePrivate(kp, init_sk, enc_sk, last_resort)
+        client._external_psks.update(snap.psks)
         return client

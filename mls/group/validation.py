@@ -66,6 +66,7 @@ from mls.tree.validation import validate_leaf_node as tree_validate_leaf_node
 __all__ = [
     "DEFAULT_EXTENSION_TYPES",
     "DEFAULT_PROPOSAL_TYPES",
+    "EXTERNAL_SENDER_PROPOSALS",
     "BasicIdentityProvider",
     "Checks",
     "IdentityProvider",
@@ -82,7 +83,7 @@ DEFAULT_EXTENSION_TYPES = frozenset(int(e) for e in ExtensionType)
 DEFAULT_PROPOSAL_TYPES = frozenset(int(p) for p in ProposalType)
 
 # §12.1.8: proposal types an `external` sender may send.
-_EXTERNAL_SENDER_TYPES = frozenset(
+EXTERNAL_SENDER_PROPOSALS = frozenset(
     {
         ProposalType.add,
         ProposalType.remove,
@@ -267,7 +268,7 @@ def validate_proposal(
     :meth:`~mls.group.group.Group` once the list is applied, not against the current members."""
     stype = sender.sender_type
     ptype = proposal.proposal_type
-    if stype == SenderType.external and ptype not in _EXTERNAL_SENDER_TYPES:
+    if stype == SenderType.external and ptype not in EXTERNAL_SENDER_PROPOSALS:
         raise InvalidSender(f"an external sender cannot send proposal type {ptype} (§12.1.8)")
     if stype == SenderType.new_member_proposal and ptype != ProposalType.add:
         raise InvalidSender("a new_member_proposal sender can only propose Add (§12.1.8)")

@@ -141,6 +141,10 @@ class TreePrivate:
         """Node indices whose private key this state holds."""
         return frozenset(self._keys)
 
+    def key_pairs(self) -> dict[int, tuple[bytes, bytes]]:
+        """Node index -> (private key, public key), a copy (for persistence)."""
+        return dict(self._keys)
+
     @property
     def leaf_private_key(self) -> bytes:
         return self._keys[2 * self.leaf_index][0]

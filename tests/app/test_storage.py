@@ -218,15 +218,15 @@ _CAPTURED: dict[bytes, bytes] = {}
 
 @pytest.fixture(autouse=True)
 def _capture_encryption_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    import mls.group.group as group_module
+    import mls.group.epoch as epoch_module
 
-    real = group_module._scrubbed
+    real = epoch_module.scrubbed
 
     def capture(secrets: EpochSecrets) -> EpochSecrets:
         _CAPTURED[secrets.epoch_authenticator] = secrets.encryption_secret
         return real(secrets)
 
-    monkeypatch.setattr(group_module, "_scrubbed", capture)
+    monkeypatch.setattr(epoch_module, "scrubbed", capture)
 
 
 def used_keys(sender: Group, leaf: int, upto: int) -> set[bytes]:

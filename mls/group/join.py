@@ -1,0 +1,353 @@
+"""Joining a group: by Welcome (RFC 9420 §12.4.3.1) and by external commit (§12.4.3.2).
+
+Both work on explicit public inputs (the GroupInfo, the tree, the client) and return plain
+values; ``Group.join`` and ``Group.external_join`` build the group from them. No provisional
+group with empty secrets is needed: the external joiner's proposal list is judged by a
+:class:`~mls.group.proposal_list.ProposalContext` of the public tree and GroupContext, and the
+commit is built by the same :func:`~mls.group.commit_builder.build_commit` a member uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from mls.codec import decode
+from mls.constants import ExtensionType, ProtocolVersion, PSKType, ResumptionPSKUsage, WireFormat
+from mls.crypto import CipherSuite
+from mls.errors import (
+    DecodeError,
+    InvalidGroupInfo,
+    InvalidPSK,
+    InvalidReInit,
+    InvalidWelcome,
+    NoMatchingKeyPackage,
+    SizeLimitExceeded,
+    UnsupportedCapability,
+    UsageError,
+    ValidationError,
+)
+from mls.extensions import ExternalPub, RequiredCapabilities, find_extension
+from mls.framing.content import Sender
+from mls.framing.message import MLSMessage
+from mls.framing.protection import public_message_from
+from mls.group.client import Client
+from mls.group.commit_builder import BuiltCommit, build_commit
+from mls.group.config import GroupConfig
+from mls.group.epoch import external_init
+from mls.group.identity import IdentityProvider, all_matched
+from mls.group.proposal_list import (
+    ProposalContext,
+    apply_proposals,
+    external_psk_id,
+    resolve_psk,
+)
+from mls.group.validation import DEFAULT_EXTENSION_TYPES, ProposalEntry, build_client_index
+from mls.messages.group_info import GroupInfo
+from mls.messages.proposals import ExternalInit, PreSharedKey, PreSharedKeyID, ReInit, Remove
+from mls.messages.welcome import Welcome
+from mls.messages.welcome_crypto import decrypt_group_info, decrypt_group_secrets
+from mls.schedule.group_context import GroupContext
+from mls.schedule.key_schedule import (
+    EpochSecrets,
+    epoch_secrets_from_joiner,
+    verify_confirmation_tag,
+    welcome_secret,
+)
+from mls.schedule.psk import psk_secret
+from mls.schedule.transcript import next_interim_transcript_hash
+from mls.tree.ratchet_tree import RatchetTree, TreeView
+from mls.tree.treekem import TreePrivate
+from mls.tree.validation import validate_tree
+
+__all__ = [
+    "StagedWelcome",
+    "check_branch_welcome",
+    "check_joinable",
+    "check_reinit_welcome",
+    "external_commit",
+    "stage_welcome",
+    "tree_for",
+    "verified_tree",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StagedWelcome:
+    """Everything a Welcome gave us, checked; the KeyPackage is not spent yet."""
+
+    context: GroupContext
+    tree: RatchetTree
+    private: TreePrivate = field(repr=False)
+    secrets: EpochSecrets = field(repr=False)
+    interim_transcript_hash: bytes
+    confirmation_tag: bytes
+    #: The KeyPackage the Welcome was addressed to (spent once the join succeeds).
+    key_package_ref: bytes
+    #: The reinit or branch resumption PSK the Welcome used, if any (§11.2, §11.3).
+    joined_with: PreSharedKeyID | None
+
+
+def stage_welcome(
+    client: Client,
+    welcome_bytes: bytes,
+    *,
+    ratchet_tree: bytes | None,
+    config: GroupConfig,
+    identity: IdentityProvider,
+    resumption_psks: Mapping[tuple[bytes, int], bytes] | None,
+) -> StagedWelcome:
+    """Decrypt and check a Welcome (§12.4.3.1) up to the new epoch's secrets."""
+    msg = decode(MLSMessage, welcome_bytes)
+    welcome = msg.body
+    if not isinstance(welcome, Welcome):
+        raise DecodeError("expected an MLSMessage carrying a Welcome")
+    cs = client.suite
+    if welcome.cipher_suite != cs.suite_id:
+        raise InvalidWelcome("Welcome cipher suite differs from the client's")
+    mine = None
+    for entry in welcome.secrets:
+        kpp = client.find_key_package(entry.new_member)
+        if kpp is not None:
+            mine = (entry, kpp)
+            break
+    if mine is None:
+        raise NoMatchingKeyPackage("the Welcome is not addressed to any of our KeyPackages")
+    entry, kpp = mine
+    if kpp.key_package.cipher_suite != welcome.cipher_suite:
+        raise InvalidWelcome("KeyPackage and Welcome cipher suites differ")
+    gs = decrypt_group_secrets(
+        cs, kpp.init_private_key, welcome.encrypted_group_info, entry.encrypted_group_secrets
+    )
+    psks: list[tuple[PreSharedKeyID, bytes]] = []
+    special = [
+        p
+        for p in gs.psks
+        if p.psktype == PSKType.resumption
+        and p.usage in (ResumptionPSKUsage.reinit, ResumptionPSKUsage.branch)
+    ]
+    if len(special) > 1:
+        raise InvalidPSK("more than one reinit/branch resumption PSK in a Welcome")
+    for pid in gs.psks:
+        if pid.psktype == PSKType.external:
+            secret = client.external_psk(pid.psk_id)
+        elif pid.psktype == PSKType.resumption:
+            secret = (resumption_psks or {}).get((pid.psk_group_id, pid.psk_epoch))
+        else:
+            raise InvalidPSK(f"unknown PSK type {pid.psktype}")
+        if secret is None:
+            raise InvalidPSK("the Welcome needs a PSK this client does not have")
+        psks.append((pid, secret))
+    psk = psk_secret(cs, psks) if psks else None
+    wsecret = welcome_secret(cs, gs.joiner_secret, psk)
+    gi = decrypt_group_info(cs, wsecret, welcome.encrypted_group_info)
+    ctx = gi.group_context
+    if ctx.cipher_suite != cs.suite_id or ctx.version != ProtocolVersion.mls10:
+        raise InvalidWelcome("GroupInfo suite or version differs from the KeyPackage's")
+    tree = verified_tree(client, gi, ratchet_tree, identity, config)
+    # Our leaf: the one identical to our KeyPackage's LeafNode.
+    my_leaf = tree.find_signature_key(kpp.key_package.leaf_node.signature_key)
+    if my_leaf is None or tree.leaf(my_leaf) != kpp.key_package.leaf_node:
+        raise InvalidWelcome("our KeyPackage's LeafNode is not in the tree")
+    private = TreePrivate.from_welcome(
+        cs,
+        tree,
+        my_leaf,
+        kpp.encryption_private_key,
+        gi.signer,
+        gs.path_secret.path_secret if gs.path_secret is not None else None,
+    )
+    secrets = epoch_secrets_from_joiner(cs, gs.joiner_secret, psk, ctx.to_bytes())
+    verify_confirmation_tag(
+        cs, secrets.confirmation_key, ctx.confirmed_transcript_hash, gi.confirmation_tag
+    )
+    interim = next_interim_transcript_hash(cs, ctx.confirmed_transcript_hash, gi.confirmation_tag)
+    if special:
+        if ctx.epoch != 1:
+            raise InvalidWelcome("a reinit/branch Welcome must start at epoch 1 (§12.4.3.1)")
+    return StagedWelcome(
+        context=ctx,
+        tree=tree,
+        private=private,
+        secrets=secrets,
+        interim_transcript_hash=interim,
+        confirmation_tag=gi.confirmation_tag,
+        key_package_ref=entry.new_member,
+        joined_with=special[0] if special else None,
+    )
+
+
+def check_reinit_welcome(
+    used: PreSharedKeyID | None,
+    ctx: GroupContext,
+    tree: TreeView,
+    *,
+    reinit: ReInit,
+    identity: IdentityProvider,
+    old_tree: TreeView,
+) -> None:
+    """§12.4.3.1: a Welcome into the group a ReInit asked for."""
+    if used is None or used.usage != ResumptionPSKUsage.reinit:
+        raise InvalidReInit("the Welcome does not carry this group's reinit PSK")
+    if (
+        ctx.group_id != reinit.group_id
+        or ctx.version != reinit.version
+        or ctx.cipher_suite != reinit.cipher_suite
+        or tuple(ctx.extensions) != tuple(reinit.extensions)
+    ):
+        raise InvalidReInit("the new group does not match the ReInit proposal (§12.4.3.1)")
+    # §12.4.3.1: all members of the old group are members of the new one.
+    if not all_matched(identity, old_tree, tree):
+        raise InvalidReInit("a member of the old group is missing from the new group")
+
+
+def check_branch_welcome(
+    used: PreSharedKeyID | None,
+    ctx: GroupContext,
+    tree: TreeView,
+    *,
+    parent: GroupContext,
+    identity: IdentityProvider,
+    parent_tree: TreeView,
+) -> None:
+    """§11.3, §12.4.3.1: a Welcome into a subgroup branched from ``parent``."""
+    if used is None or used.usage != ResumptionPSKUsage.branch:
+        raise InvalidPSK("the Welcome does not carry a branch PSK of this group")
+    if ctx.version != parent.version or ctx.cipher_suite != parent.cipher_suite:
+        raise InvalidWelcome("a branch keeps the version and cipher suite (§11.3)")
+    # §11.3: every member of the subgroup matches a member of this group.
+    if not all_matched(identity, tree, parent_tree):
+        raise InvalidWelcome("a subgroup member is not a member of the parent group")
+
+
+def verified_tree(
+    client: Client,
+    gi: GroupInfo,
+    ratchet_tree: bytes | None,
+    identity: IdentityProvider,
+    config: GroupConfig,
+    missing: type[ValidationError] = InvalidWelcome,
+) -> RatchetTree:
+    """The group's tree for a joiner, after the checks of §12.4.3.1: the GroupInfo signature
+    by its signer's leaf, our support of the group's parameters, and the integrity of the
+    tree (tree hash, parent hashes, unmerged leaves, every leaf), within the config's size
+    bounds (group id, tree leaves) checked before any expensive step."""
+    cs = client.suite
+    ctx = gi.group_context
+    if len(ctx.group_id) > config.max_group_id_length:
+        raise SizeLimitExceeded(f"group_id of {len(ctx.group_id)} bytes")
+    tree = tree_for(cs, gi, ratchet_tree, missing, config.max_tree_leaves)
+    signer = tree.leaf(gi.signer) if gi.signer < tree.n_leaves else None
+    if signer is None:
+        raise InvalidGroupInfo("GroupInfo signer is a blank or unknown leaf")
+    gi.verify(cs, signer.signature_key)
+    check_joinable(client, ctx)
+    validate_tree(
+        cs,
+        tree,
+        group_id=ctx.group_id,
+        tree_hash=ctx.tree_hash,
+        required_capabilities=RequiredCapabilities.find(ctx.extensions),
+        identity=identity,
+    )
+    return tree
+
+
+def tree_for(
+    cs: CipherSuite,
+    gi: GroupInfo,
+    ratchet_tree: bytes | None,
+    missing: type[ValidationError],
+    max_leaves: int,
+) -> RatchetTree:
+    ext = find_extension(gi.extensions, ExtensionType.ratchet_tree)
+    if ext is not None:
+        return RatchetTree.decode(cs, ext.extension_data, max_leaves=max_leaves)
+    if ratchet_tree is None:
+        raise missing("no ratchet tree: not in the GroupInfo and none supplied")
+    return RatchetTree.decode(cs, ratchet_tree, max_leaves=max_leaves)
+
+
+def check_joinable(client: Client, ctx: GroupContext) -> None:
+    """A joiner supports the group's parameters (§12.4.3: GroupContext extensions "MUST be
+    supported by the new joiner"; §11.1 required capabilities)."""
+    caps = client.capabilities
+    for ext in ctx.extensions:
+        t = ext.extension_type
+        if t not in DEFAULT_EXTENSION_TYPES and t not in caps.extensions:
+            raise UnsupportedCapability(f"the group uses extension type {t:#06x} we do not support")
+    if ctx.cipher_suite not in caps.cipher_suites:
+        raise UnsupportedCapability(f"the group uses cipher suite {ctx.cipher_suite}")
+
+
+def external_commit(
+    client: Client,
+    group_info: bytes,
+    *,
+    ratchet_tree: bytes | None,
+    config: GroupConfig,
+    identity: IdentityProvider,
+    psks: Sequence[bytes],
+    resync: bool,
+    authenticated_data: bytes,
+) -> tuple[BuiltCommit, bytes]:
+    """An external commit (§12.4.3.2) on the public inputs of a GroupInfo: the built commit
+    (the joiner's next epoch) and the encoded PublicMessage to send."""
+    msg = decode(MLSMessage, group_info)
+    gi = msg.body
+    if not isinstance(gi, GroupInfo):
+        raise DecodeError("expected an MLSMessage carrying a GroupInfo")
+    cs = client.suite
+    ctx = gi.group_context
+    if ctx.cipher_suite != cs.suite_id:
+        raise InvalidGroupInfo("GroupInfo cipher suite differs from the client's")
+    tree = verified_tree(client, gi, ratchet_tree, identity, config, InvalidGroupInfo)
+    ext_pub = ExternalPub.find(gi.extensions)
+    if ext_pub is None:
+        raise InvalidGroupInfo("GroupInfo has no external_pub extension (§12.4.3.2)")
+    # §8.3: init_secret exported from an HPKE context to external_pub.
+    enc, init_secret = external_init(cs, ext_pub.external_pub)
+    interim = next_interim_transcript_hash(cs, ctx.confirmed_transcript_hash, gi.confirmation_tag)
+    # The joiner knows the tree and the GroupContext but no epoch secret: that is all judging
+    # and applying its own proposal list needs (it may only use external PSKs).
+    pc = ProposalContext(
+        cs=cs,
+        context=ctx,
+        tree=tree,
+        identity=identity,
+        config=config,
+        client_index=lambda: build_client_index(identity, tree),
+        resolve_psk=lambda pid: resolve_psk(
+            pid, external=client.external_psk, group_id=ctx.group_id, resumption={}
+        ),
+    )
+    sender = Sender.new_member_commit()
+    entries: list[ProposalEntry] = [ProposalEntry(ExternalInit(kem_output=enc), sender, None)]
+    if resync:
+        old = tree.find_signature_key(client.signature_public_key)
+        if old is None:
+            raise UsageError("resync: this client has no leaf in the group")
+        entries.append(ProposalEntry(Remove(removed=old), sender, None))
+    for psk_id in psks:
+        pid = external_psk_id(cs, client.external_psk, psk_id)
+        entries.append(ProposalEntry(PreSharedKey(psk=pid), sender, None))
+    applied = apply_proposals(pc, entries, committer=None, external=True, own_leaf=None, store={})
+    me = applied.diff.add_external_leaf_slot()
+    wf = WireFormat.mls_public_message
+    built = build_commit(
+        cs,
+        context=ctx,
+        interim_transcript_hash=interim,
+        init_secret=init_secret,
+        entries=entries,
+        applied=applied,
+        sender=sender,
+        committer=me,
+        leaf_template=client.leaf_template(),
+        private=TreePrivate(me, {}),
+        signature_private_key=client.signature_private_key,
+        wire_format=wf,
+        authenticated_data=authenticated_data,
+    )
+    commit_bytes = MLSMessage(body=public_message_from(cs, built.content, None, ctx)).to_bytes()
+    return built, commit_bytes
