@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -70,7 +70,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def servers(database: str, nodes: int, log_dir: Path) -> Iterator[list[str]]:
+def servers(database: str, nodes: int, log_dir: Path) -> Iterator[tuple[list[str], list[int]]]:
     procs, urls = [], []
     try:
         for i in range(nodes):
@@ -78,9 +78,25 @@ def servers(database: str, nodes: int, log_dir: Path) -> Iterator[list[str]]:
             log = (log_dir / f"node{i}.log").open("ab")
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "mls", "serve", "--port", str(port), "--database",
-                     database, "--rate", "1e9", "--burst", "1e9", "--log-level", "warning"],
-                    stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                    [
+                        sys.executable,
+                        "-m",
+                        "mls",
+                        "serve",
+                        "--port",
+                        str(port),
+                        "--database",
+                        database,
+                        "--rate",
+                        "1e9",
+                        "--burst",
+                        "1e9",
+                        "--log-level",
+                        "warning",
+                    ],
+                    stdout=log,
+                    stderr=log,
+                    stdin=subprocess.DEVNULL,
                 )
             )
             log.close()
@@ -93,7 +109,7 @@ def servers(database: str, nodes: int, log_dir: Path) -> Iterator[list[str]]:
                 time.sleep(0.05)
             else:
                 raise RuntimeError(f"{url} did not start")
-        yield urls
+        yield urls, [p.pid for p in procs]
     finally:
         for p in procs:
             p.terminate()
@@ -117,13 +133,28 @@ def pg_schema() -> Iterator[str]:
             conn.execute(f"DROP SCHEMA {name} CASCADE")
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the server processes (Linux ``/proc``): unlike wall time,
+    it does not depend on what else the machine runs."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 class Bench:
-    def __init__(self, urls: list[str], args: argparse.Namespace) -> None:
+    def __init__(self, urls: list[str], pids: list[int], args: argparse.Namespace) -> None:
         self.urls = urls
+        self.pids = pids
         self.args = args
-        self.http = httpx.AsyncClient(
-            timeout=60, limits=httpx.Limits(max_connections=args.concurrency + 16)
-        )
+        # Several small pools: httpx's pool bookkeeping grows with its connection count, and
+        # one large pool made the load generator, not the server, the bottleneck.
+        self.pools = [
+            httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=4))
+            for _ in range(max(1, args.concurrency // 4))
+        ]
+        self._next = 0
         self.sent_at: dict[bytes, float] = {}
         self.latencies: list[float] = []
         self.expected = 0
@@ -132,7 +163,10 @@ class Bench:
 
     async def post(self, url: str, path: str, body: Any, token: str = "") -> Any:
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        r = await self.http.post(url + path, json=body, headers=headers)
+        self._next += 1
+        r = await self.pools[self._next % len(self.pools)].post(
+            url + path, json=body, headers=headers
+        )
         if r.status_code >= 300:
             raise RuntimeError(f"{path}: {r.status_code} {r.text}")
         return r.json()
@@ -143,13 +177,23 @@ class Bench:
         ident = f"client-{i}-{secrets.token_hex(3)}".encode()
         url = self.urls[i % len(self.urls)]
         proof = sign_with_label(cs, sk, REGISTER_LABEL, register_content(ident, pk))
-        await self.post(url, "/v1/clients", {"identity": b64e(ident), "signature_key": b64e(pk),
-                                             "cipher_suite": 1, "proof": b64e(proof)})
+        await self.post(
+            url,
+            "/v1/clients",
+            {
+                "identity": b64e(ident),
+                "signature_key": b64e(pk),
+                "cipher_suite": 1,
+                "proof": b64e(proof),
+            },
+        )
         ch = (await self.post(url, "/v1/auth/challenge", {"identity": b64e(ident)}))["challenge"]
-        sig = sign_with_label(cs, sk, AUTH_LABEL,
-                              auth_content(ident, b64d(ch, "c", max_len=64)))
-        tok = await self.post(url, "/v1/auth/token", {"identity": b64e(ident), "challenge": ch,
-                                                      "signature": b64e(sig)})
+        sig = sign_with_label(cs, sk, AUTH_LABEL, auth_content(ident, b64d(ch, "c", max_len=64)))
+        tok = await self.post(
+            url,
+            "/v1/auth/token",
+            {"identity": b64e(ident), "challenge": ch, "signature": b64e(sig)},
+        )
         return {"identity": ident, "token": tok["token"], "url": url}
 
     async def listen(self, c: dict[str, Any], ready: asyncio.Event) -> None:
@@ -191,17 +235,23 @@ class Bench:
         async def setup(gid: bytes, members: list[dict[str, Any]]) -> None:
             head = members[0]
             await self.post(head["url"], "/v1/groups", {"group_id": b64e(gid)}, head["token"])
-            await self.post(head["url"], f"/v1/groups/{b64e(gid)}/commit", {
-                "commit": b64e(message(gid, 0, ContentType.commit, 64)),
-                "added": [b64e(m["identity"]) for m in members[1:]],
-            }, head["token"])
+            await self.post(
+                head["url"],
+                f"/v1/groups/{b64e(gid)}/commit",
+                {
+                    "commit": b64e(message(gid, 0, ContentType.commit, 64)),
+                    "added": [b64e(m["identity"]) for m in members[1:]],
+                },
+                head["token"],
+            )
 
         await asyncio.gather(*(setup(g, m) for g, m in groups))
         per_client = a.messages // a.clients
         self.expected = sum(per_client * len(m) * (len(m) - 1) for _, m in groups)
         readies = [asyncio.Event() for _ in clients]
-        listeners = [asyncio.create_task(self.listen(c, r)) for c, r in zip(clients, readies,
-                                                                             strict=True)]
+        listeners = [
+            asyncio.create_task(self.listen(c, r)) for c, r in zip(clients, readies, strict=True)
+        ]
         await asyncio.gather(*(r.wait() for r in readies))
 
         async def sender(gid: bytes, c: dict[str, Any]) -> None:
@@ -212,17 +262,23 @@ class Bench:
                     self.sent_at[data[-16:]] = time.perf_counter()
                     await self.post(c["url"], path, {"message": b64e(data)}, c["token"])
 
+        cpu0, load0 = cpu_seconds(self.pids), os.getloadavg()[0]
         t0 = time.perf_counter()
         await asyncio.gather(*(sender(g, c) for g, ms in groups for c in ms))
         sent_time = time.perf_counter() - t0
         await asyncio.wait_for(self.done.wait(), timeout=600)
         total_time = time.perf_counter() - t0
+        cpu = cpu_seconds(self.pids) - cpu0
+        load = (load0 + os.getloadavg()[0]) / 2
 
         async def committer(gid: bytes, head: dict[str, Any]) -> None:
             for epoch in range(1, 1 + a.commits):
-                await self.post(head["url"], f"/v1/groups/{b64e(gid)}/commit",
-                                {"commit": b64e(message(gid, epoch, ContentType.commit, 256))},
-                                head["token"])
+                await self.post(
+                    head["url"],
+                    f"/v1/groups/{b64e(gid)}/commit",
+                    {"commit": b64e(message(gid, epoch, ContentType.commit, 256))},
+                    head["token"],
+                )
 
         t1 = time.perf_counter()
         await asyncio.gather(*(committer(g, m[0]) for g, m in groups))
@@ -230,7 +286,8 @@ class Bench:
         for t in listeners:
             t.cancel()
         await asyncio.gather(*listeners, return_exceptions=True)
-        await self.http.aclose()
+        for pool in self.pools:
+            await pool.aclose()
         lat = sorted(self.latencies)
         sent = per_client * a.clients
         return {
@@ -241,11 +298,13 @@ class Bench:
             "p50_ms": 1000 * statistics.median(lat),
             "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
             "commits_per_s": a.commits * a.groups / commit_time,
+            "server_cpu_ms_per_msg": 1000 * cpu / sent,
+            "load_average": load,
         }
 
 
-async def bench(urls: list[str], args: argparse.Namespace) -> dict[str, float]:
-    return await Bench(urls, args).run()
+async def bench(urls: list[str], pids: list[int], args: argparse.Namespace) -> dict[str, float]:
+    return await Bench(urls, pids, args).run()
 
 
 SETUPS = {"sqlite": ("sqlite", 1), "pg1": ("postgresql", 1), "pg2": ("postgresql", 2)}
@@ -272,24 +331,28 @@ def main(argv: list[str] | None = None) -> int:
                     db = f"sqlite:///{tmp}/{name}.sqlite3"
                 else:
                     db = stack.enter_context(pg_schema())
-                urls = stack.enter_context(servers(db, nodes, Path(tmp)))
-                print(f"{name}: {args.clients} clients, {args.groups} groups, "
-                      f"{args.messages} messages ...", file=sys.stderr)
-                row = {"setup": name, "nodes": nodes, **asyncio.run(bench(urls, args))}
+                urls, pids = stack.enter_context(servers(db, nodes, Path(tmp)))
+                print(
+                    f"{name}: {args.clients} clients, {args.groups} groups, "
+                    f"{args.messages} messages ...",
+                    file=sys.stderr,
+                )
+                row = {"setup": name, "nodes": nodes, **asyncio.run(bench(urls, pids, args))}
                 print(json.dumps(row), file=sys.stderr)
                 rows.append(row)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     table = [
         "| setup | nodes | messages | deliveries | msgs/s | p50 delivery ms | p99 delivery ms "
-        "| commits/s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| commits/s | server CPU ms/msg | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         table.append(
             f"| {r['setup']} | {r['nodes']} | {r['messages']:,} | {r['deliveries']:,} | "
             f"{r['msgs_per_s']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-            f"{r['commits_per_s']:,.0f} |"
+            f"{r['commits_per_s']:,.0f} | {r['server_cpu_ms_per_msg']:.2f} | "
+            f"{r['load_average']:.1f} |"
         )
     text = "\n".join(table)
     print(text)

@@ -17,11 +17,14 @@ worker threads so the event loop never blocks on the database:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import os
+import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -34,7 +37,10 @@ T = TypeVar("T")
 log = logging.getLogger("mls.ds")
 
 Row = tuple[Any, ...]
-Notify = Callable[[Iterable[bytes]], None]
+#: ``notify([(identity, new entries), ...])``: inboxes that grew, with the entries this node
+#: wrote (a hint that spares a read; empty when another node wrote them). An empty list: any
+#: inbox may have grown (the listener reconnected).
+Notify = Callable[[list[tuple[bytes, list[Any]]]], None]
 
 # One schema, written for both: BLOB becomes BYTEA and INTEGER becomes BIGINT on PostgreSQL.
 SCHEMA = """
@@ -103,13 +109,13 @@ _LOCKS = {"": "", "update": " FOR UPDATE", "skip": " FOR UPDATE SKIP LOCKED"}
 
 
 class Tx:
-    """One open transaction: ``execute`` with ``?`` placeholders, and the identities whose
-    inboxes grew (woken once the transaction commits)."""
+    """One open transaction: ``execute`` with ``?`` placeholders, and the entries added to
+    inboxes (their owners are woken once the transaction commits)."""
 
     def __init__(self, cursor: Any, *, postgres: bool) -> None:
         self._cur = cursor
         self.postgres = postgres
-        self.woken: set[bytes] = set()
+        self.woken: dict[bytes, list[Any]] = {}
 
     def execute(self, sql: str, params: Sequence[Any] = (), *, lock: str = "") -> list[Row]:
         """``lock="update"`` row-locks what a SELECT reads (``"skip"``: and skips rows other
@@ -153,18 +159,44 @@ class Database:
         raise NotImplementedError
 
 
+class _Job:
+    __slots__ = ("error", "fn", "future", "loop", "out")
+
+    def __init__(self, fn: Callable[[Tx], Any], loop: asyncio.AbstractEventLoop) -> None:
+        self.fn = fn
+        self.loop = loop
+        self.future: asyncio.Future[Any] = loop.create_future()
+        self.out: Any = None
+        self.error: BaseException | None = None
+
+
+def _settle(job: _Job) -> None:
+    if job.future.done():
+        return
+    if job.error is not None:
+        job.future.set_exception(job.error)
+    else:
+        job.future.set_result(job.out)
+
+
 class SqliteDatabase(Database):
+    """One writer thread that commits the requests waiting for it together (group commit):
+    each request runs in its own SAVEPOINT, so a refused one rolls back alone, and every answer
+    waits for the COMMIT that made it durable."""
+
     kind = "sqlite"
+    MAX_BATCH = 64
 
     def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
         super().__init__()
         self._path = path
         self._sync = synchronous
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mls-ds-sqlite")
-        self._conn: sqlite3.Connection | None = None
-        self._pool.submit(self._init).result()
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._conn = self._connect()
+        self._thread = threading.Thread(target=self._work, name="mls-ds-sqlite", daemon=True)
+        self._thread.start()
 
-    def _init(self) -> None:
+    def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 10000")
         conn.execute("PRAGMA journal_mode = WAL")
@@ -173,34 +205,62 @@ class SqliteDatabase(Database):
         for stmt in SCHEMA.split(";"):
             conn.execute(stmt)
         conn.execute("COMMIT")
-        self._conn = conn
+        return conn
 
-    def _call(self, fn: Callable[[Tx], T]) -> T:
-        conn = self._conn
-        assert conn is not None
-        cur = conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        tx = Tx(cur, postgres=False)
-        try:
-            out = fn(tx)
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        cur.execute("COMMIT")
-        if tx.woken and self._notify is not None:
-            self._notify(tx.woken)
-        return out
+    def _work(self) -> None:
+        cur = self._conn.cursor()
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            batch = [job]
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._jobs.put(None)  # stop after this batch
+                    break
+                batch.append(nxt)
+            woken: dict[bytes, list[Any]] = {}
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                for j in batch:
+                    tx = Tx(cur, postgres=False)
+                    cur.execute("SAVEPOINT job")
+                    try:
+                        j.out = j.fn(tx)
+                    except Exception as exc:
+                        j.error = exc
+                        cur.execute("ROLLBACK TO job")
+                    cur.execute("RELEASE job")
+                    if j.error is None:
+                        for identity, entries in tx.woken.items():
+                            woken.setdefault(identity, []).extend(entries)
+                cur.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    cur.execute("ROLLBACK")
+                for j in batch:
+                    j.error = Unavailable(f"database error: {exc}")
+                woken = {}
+            if woken and self._notify is not None:
+                self._notify(list(woken.items()))
+            for j in batch:
+                with contextlib.suppress(RuntimeError):  # the loop is closing
+                    j.loop.call_soon_threadsafe(_settle, j)
 
     async def run(self, fn: Callable[[Tx], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._call, fn)
+        job = _Job(fn, asyncio.get_running_loop())
+        self._jobs.put(job)
+        out: T = await job.future
+        return out
 
     def close(self) -> None:
-        def shut() -> None:
-            if self._conn is not None:
-                self._conn.close()
-
-        self._pool.submit(shut).result()
-        self._pool.shutdown()
+        self._jobs.put(None)
+        self._thread.join(timeout=10)
+        self._conn.close()
 
 
 class PostgresDatabase(Database):
@@ -218,6 +278,7 @@ class PostgresDatabase(Database):
         self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="mls-ds-pg")
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
+        self._tag = os.urandom(6).hex()
         with psycopg.connect(url) as conn:
             # Two nodes starting at once must not both create the tables.
             conn.execute("SELECT pg_advisory_xact_lock(7238512)")
@@ -246,10 +307,16 @@ class PostgresDatabase(Database):
                     tx = Tx(cur, postgres=True)
                     out = fn(tx)
                     woken = sorted(tx.woken)
-                    # NOTIFY payloads are at most 8000 bytes: hex identities, a few per payload.
+                    # NOTIFY payloads are at most 8000 bytes: this node's tag, then hex
+                    # identities, a few per payload.
                     for i in range(0, len(woken), 24):
-                        payload = ",".join(w.hex() for w in woken[i : i + 24])
-                        cur.execute("SELECT pg_notify(%s, %s)", (self.channel, payload))
+                        ids = ",".join(w.hex() for w in woken[i : i + 24])
+                        cur.execute(
+                            "SELECT pg_notify(%s, %s)", (self.channel, f"{self._tag}:{ids}")
+                        )
+                # Our own clients get the entries at once; the NOTIFY is for the other nodes.
+                if tx.woken and self._notify is not None:
+                    self._notify(list(tx.woken.items()))
                 return out
             except (errors.DeadlockDetected, errors.SerializationFailure):
                 log.warning('{"event": "db_retry", "attempt": %d}', attempt)
@@ -272,11 +339,12 @@ class PostgresDatabase(Database):
                     conn.execute(f"LISTEN {self.channel}")
                     # Anything sent while we were not listening: wake every waiter once.
                     if self._notify is not None:
-                        self._notify(())
+                        self._notify([])
                     while not self._stop.is_set():
                         for n in conn.notifies(timeout=0.5):
-                            if self._notify is not None and n.payload:
-                                self._notify(bytes.fromhex(p) for p in n.payload.split(","))
+                            tag, _, ids = n.payload.partition(":")
+                            if self._notify is not None and ids and tag != self._tag:
+                                self._notify([(bytes.fromhex(i), []) for i in ids.split(",")])
             except self._psycopg.OperationalError:
                 self._stop.wait(0.5)
 

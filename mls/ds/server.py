@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,39 +111,67 @@ class RateLimiter:
         b.tokens -= 1
 
 
+class Subscription:
+    """One WebSocket's wake-up: an event, and the entries this node wrote for it since."""
+
+    __slots__ = ("event", "hints")
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.hints: list[Entry] = []
+
+    def take(self, after: int) -> list[Entry] | None:
+        """The hinted entries right after ``after``, if they are complete (else ``None``: read
+        the inbox). Hints only spare a read; the database stays the source of truth."""
+        hints = [e for e in self.hints if e.seq > after]
+        self.hints = []
+        if any(e.seq != after + 1 + i for i, e in enumerate(hints)):
+            return None
+        return hints
+
+
 class Hub:
     """Wakes the WebSockets of clients whose inboxes grew (notifications from any thread)."""
 
+    MAX_HINTS = 1000
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._waiters: dict[bytes, set[asyncio.Event]] = {}
+        self._subs: dict[bytes, set[Subscription]] = {}
 
-    def wake_threadsafe(self, identities: Iterable[bytes]) -> None:
-        ids = list(identities)
+    def wake_threadsafe(self, items: list[tuple[bytes, list[Any]]]) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closing
-            self._loop.call_soon_threadsafe(self._wake, ids)
+            self._loop.call_soon_threadsafe(self._wake, items)
 
-    def _wake(self, ids: list[bytes]) -> None:
-        if not ids:  # the listener reconnected: anything may have been missed
-            for events in self._waiters.values():
-                for e in events:
-                    e.set()
+    def _wake(self, items: list[tuple[bytes, list[Any]]]) -> None:
+        if not items:  # the listener reconnected: anything may have been missed
+            for subs in self._subs.values():
+                for sub in subs:
+                    sub.event.set()
             return
-        for i in ids:
-            for e in self._waiters.get(i, ()):
-                e.set()
+        for identity, entries in items:
+            for sub in self._subs.get(identity, ()):
+                if entries and len(sub.hints) < self.MAX_HINTS:
+                    sub.hints.extend(entries)
+                else:
+                    sub.hints.append(_GAP)  # from another node, or too many: read the inbox
+                sub.event.set()
 
-    def subscribe(self, identity: bytes) -> asyncio.Event:
-        e = asyncio.Event()
-        self._waiters.setdefault(identity, set()).add(e)
-        return e
+    def subscribe(self, identity: bytes) -> Subscription:
+        sub = Subscription()
+        self._subs.setdefault(identity, set()).add(sub)
+        return sub
 
-    def unsubscribe(self, identity: bytes, e: asyncio.Event) -> None:
-        events = self._waiters.get(identity)
-        if events is not None:
-            events.discard(e)
-            if not events:
-                del self._waiters[identity]
+    def unsubscribe(self, identity: bytes, sub: Subscription) -> None:
+        subs = self._subs.get(identity)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[identity]
+
+
+# An impossible entry: its presence makes Subscription.take fall back to reading the inbox.
+_GAP = Entry(MAX_INT, "", b"", 0, 0, b"")
 
 
 @dataclass(slots=True)
@@ -579,29 +607,38 @@ class DeliveryService:
         except Refused as exc:
             await self._ws_close(ws, exc)
             return
-        event = self.hub.subscribe(identity)
+        sub = self.hub.subscribe(identity)
         log_event("ws_open", client=b64e(identity), after=after)
+        acks: list[int] = []
+        ack_wanted = asyncio.Event()
 
         async def push() -> None:
             nonlocal after
+            first = True
             while True:
-                event.clear()
-                entries, last = await self.store.fetch(identity, after, self.config.inbox_page)
+                sub.event.clear()
+                entries = None if first else sub.take(after)
+                first = False
+                if entries is None:
+                    entries, _ = await self.store.fetch(identity, after, self.config.inbox_page)
                 if entries:
                     await ws.send_text(
                         json.dumps(
                             {
                                 "type": "entries",
                                 "entries": [_entry(e) for e in entries],
-                                "last_seq": last,
+                                "last_seq": entries[-1].seq,
                             }
                         )
                     )
                     after = entries[-1].seq
                     if len(entries) == self.config.inbox_page:
+                        sub.hints.append(_GAP)
                         continue
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), self.config.poll_interval)
+                    await asyncio.wait_for(sub.event.wait(), self.config.poll_interval)
+                if not sub.event.is_set():
+                    sub.hints.append(_GAP)  # the idle poll: read the inbox
 
         async def listen() -> None:
             while True:
@@ -611,8 +648,8 @@ class DeliveryService:
                     if not isinstance(msg, dict) or msg.get("type") != "ack":
                         raise Refused(400, "bad_request", 'expected {"type": "ack", "seq": n}')
                     self.limiter.take(identity)
-                    acked = await self.store.ack(identity, _int(msg, "seq"))
-                    await ws.send_text(json.dumps({"type": "acked", "acked": acked}))
+                    acks.append(_int(msg, "seq"))
+                    ack_wanted.set()
                 except ValueError:
                     await ws.send_text(
                         json.dumps({"type": "error", "error": "bad_request", "message": "not JSON"})
@@ -621,7 +658,26 @@ class DeliveryService:
                     self.metrics.refused[exc.code] += 1
                     await ws.send_text(json.dumps({"type": "error", **exc.body()}))
 
-        tasks = [asyncio.create_task(push()), asyncio.create_task(listen())]
+        async def store_acks() -> None:
+            # Acks that arrive together are stored in one transaction. Losing one (a crash
+            # before it is stored) only means the entries are sent again, which the client's
+            # cursor absorbs; the answer "acked" is sent once it is stored.
+            while True:
+                await ack_wanted.wait()
+                await asyncio.sleep(0.01)
+                ack_wanted.clear()
+                seq = max(acks)
+                acks.clear()
+                try:
+                    acked = await self.store.ack(identity, seq)
+                except Refused as exc:
+                    self.metrics.refused[exc.code] += 1
+                    await ws.send_text(json.dumps({"type": "error", **exc.body()}))
+                    continue
+                self.metrics.accepted["ack"] += 1
+                await ws.send_text(json.dumps({"type": "acked", "acked": acked}))
+
+        tasks = [asyncio.create_task(c()) for c in (push, listen, store_acks)]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -630,7 +686,7 @@ class DeliveryService:
             for t in tasks:
                 with contextlib.suppress(BaseException):
                     await t
-            self.hub.unsubscribe(identity, event)
+            self.hub.unsubscribe(identity, sub)
             log_event("ws_close", client=b64e(identity))
 
     async def call_ws(self, ws: WebSocket) -> None:

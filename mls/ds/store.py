@@ -450,7 +450,9 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(bytes(r[0]), int(r[1]), kind, group_id, group_seq, epoch, data) for r in rows],
             )
-            tx.woken.update(chunk)
+            for r in rows:
+                entry = Entry(int(r[1]), kind, group_id, group_seq, epoch, data)
+                tx.woken.setdefault(bytes(r[0]), []).append(entry)
 
     async def put_group_info(
         self, identity: bytes, group_id: bytes, info: bytes, epoch: int
