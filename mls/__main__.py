@@ -67,6 +67,36 @@ def _serve(args: argparse.Namespace) -> int:
     return run_server(args)
 
 
+def _chat(args: argparse.Namespace) -> int:
+    # The networked client needs the optional extra [server] (httpx, websockets).
+    try:
+        from mls.app.network.chat import main as run_chat
+    except ImportError as exc:
+        print(f"python -m mls chat: {exc}; install mls-protocol[server]", file=sys.stderr)
+        return 2
+    return run_chat(args)
+
+
+def _add_chat(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "chat",
+        help="interactive terminal chat through a delivery service (needs the [server] extra)",
+        description=(
+            "Chat through a delivery service (python -m mls serve): groups, invites, removes, "
+            "leave, replies, reactions, edits and disappearing messages. Type /help inside."
+        ),
+    )
+    p.add_argument("--server", required=True, metavar="URL", help="e.g. http://127.0.0.1:8080")
+    p.add_argument("--name", required=True, help="your identity (registered on first use)")
+    p.add_argument(
+        "--data",
+        metavar="FILE",
+        default=None,
+        help="SQLite file of your keys, groups and messages (default: memory, lost on exit)",
+    )
+    p.set_defaults(func=_chat)
+
+
 def _add_vectors(sub: argparse._SubParsersAction[_Parser]) -> None:
     from mls.conformance.runner import build_parser as vectors_run_parser
 
@@ -149,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_interop(sub)
     _add_serve(sub)
+    _add_chat(sub)
     return parser
 
 

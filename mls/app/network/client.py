@@ -58,10 +58,19 @@ from mls.app.client import (
     MessageReceived,
     Sent,
 )
-from mls.app.content import SinglePart, text
+from mls.app.content import (
+    MimiContent,
+    SinglePart,
+    decode_content,
+    edit,
+    new_salt,
+    reaction,
+    reply,
+    text,
+)
 from mls.app.disappearing import with_timer
 from mls.app.network.store import BufferedEntry, NetStore, OutgoingCommit
-from mls.app.storage import MemoryStorage, SQLiteStorage, Storage
+from mls.app.storage import MemoryStorage, SQLiteStorage, StateChange, Storage
 from mls.codec.buffer import Writer
 from mls.crypto import sign_with_label
 from mls.errors import InvalidState, MLSError, PeerError, UsageError
@@ -180,6 +189,8 @@ class NetClient:
 
     url: str
     chat: ChatClient
+    #: The ChatClient's storage (for the outbox repair after a crash, see _reencrypt).
+    storage: Storage
     net: NetStore
     config: NetConfig = field(default_factory=NetConfig)
     clock: Callable[[], float] = time.time
@@ -229,7 +240,7 @@ class NetClient:
             storage.close()
             net.close()
             raise
-        self = cls(url.rstrip("/"), chat, net, config or NetConfig(), clock, transport)
+        self = cls(url.rstrip("/"), chat, storage, net, config or NetConfig(), clock, transport)
         self._http = httpx.AsyncClient(timeout=self.config.request_timeout, transport=transport)
         try:
             await self._register()
@@ -686,22 +697,30 @@ class NetClient:
     async def send_text(
         self, group_id: bytes, body: str, *, in_reply_to: bytes | None = None
     ) -> Posted:
-        async with self._lock:
-            sent = self.chat.send_text(group_id, body, now=self.now(), in_reply_to=in_reply_to)
-            return await self._post_sent(sent)
+        salt = new_salt()
+        if in_reply_to is not None:
+            return await self.send(group_id, reply(body, in_reply_to=in_reply_to, salt=salt))
+        return await self.send(group_id, text(body, salt=salt))
 
     async def react(self, group_id: bytes, emoji: str, *, to: bytes) -> Posted:
-        async with self._lock:
-            return await self._post_sent(self.chat.react(group_id, emoji, to=to, now=self.now()))
+        return await self.send(group_id, reaction(emoji, in_reply_to=to, salt=new_salt()))
 
     async def edit(self, group_id: bytes, body: str, *, replaces: bytes) -> Posted:
-        async with self._lock:
-            sent = self.chat.edit(group_id, body, replaces=replaces, now=self.now())
-            return await self._post_sent(sent)
+        return await self.send(group_id, edit(body, replaces=replaces, salt=new_salt()))
 
-    async def _post_sent(self, sent: Sent) -> Posted:
-        row = self.net.queue(sent.group_id, sent.message_id, sent.data)
-        return Posted(sent=sent, group_seq=await self._post_message(row, sent.group_id, sent.data))
+    async def send(self, group_id: bytes, content: MimiContent) -> Posted:
+        """Encrypt, store and post ``content``. The content is written to the outbox before
+        it is encrypted, so a crash at any point leaves it to be sent on the next open."""
+        async with self._lock:
+            self.chat.group(group_id)  # InvalidState if we are not in the group
+            row = self.net.reserve(group_id, content.to_cbor())
+            try:
+                sent = self.chat.send(group_id, content, now=self.now())
+            except BaseException:
+                self.net.dequeue(row)
+                raise
+            self.net.fill(row, sent.message_id, sent.data)
+            return Posted(sent=sent, group_seq=await self._post_message(row, group_id, sent.data))
 
     async def _post_message(self, row: int, gid: bytes, data: bytes) -> int | None:
         try:
@@ -720,9 +739,36 @@ class NetClient:
         return int(j["group_seq"])
 
     async def _flush_outbox(self) -> None:
-        for row, gid, _mid, data in self.net.queued():
+        """After a restart: post what was not accepted; encrypt again what a crash left
+        without its ciphertext (the lock is held)."""
+        for row, gid, content, data in self.net.queued():
+            if gid not in self.chat.group_ids():
+                self.net.dequeue(row)
+                continue
+            if data is None:
+                data = self._reencrypt(row, gid, content)
+                if data is None:
+                    continue
             with contextlib.suppress(DeliveryError):
                 await self._post_message(row, gid, data)
+
+    def _reencrypt(self, row: int, gid: bytes, raw: bytes) -> bytes | None:
+        """The process died between writing ``raw`` to the outbox and writing its ciphertext:
+        ChatClient may have stored it (its key is then spent, and the ciphertext lost). That
+        copy, which nobody received, is deleted and the content encrypted again under a fresh
+        key, so the user sees it once and the group gets it."""
+        content = decode_content(raw)
+        for m in self.storage.messages(gid):
+            if m.outgoing and decode_content(m.content).salt == content.salt:
+                self.storage.apply(StateChange(delete_messages=((gid, m.message_id),)))
+        try:
+            sent = self.chat.send(gid, content, now=self.now())
+        except MLSError as exc:
+            log.info("queued message dropped: %s", exc)
+            self.net.dequeue(row)
+            return None
+        self.net.fill(row, sent.message_id, sent.data)
+        return sent.data
 
     # -- leaving -----------------------------------------------------------------------------
 
@@ -737,11 +783,12 @@ class NetClient:
         async with self._lock:
             if gid not in self.chat.group_ids() or self.chat.has_unresolved_commit(gid):
                 return
-            salt = os.urandom(16)
-            content = text("leave", salt=salt, content_type=LEAVE_REQUEST)
+            content = text("leave", salt=new_salt(), content_type=LEAVE_REQUEST)
+            row = self.net.reserve(gid, content.to_cbor())
             sent = self.chat.send(gid, content, now=self.now())
+            self.net.fill(row, sent.message_id, sent.data)
             with contextlib.suppress(DeliveryError):
-                await self._post_sent(sent)
+                await self._post_message(row, gid, sent.data)
 
     def _on_leave_request(self, gid: bytes, who: bytes) -> None:
         members = self.chat.members(gid)

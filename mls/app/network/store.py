@@ -10,7 +10,9 @@ One SQLite file (or memory) with:
   change), written *before* it is posted. After a crash it is posted again (the server answers
   ``duplicate`` if it had taken it: our own commit echoed back); a commit the ChatClient still
   holds unresolved with no row here was never posted, and is dropped.
-- ``outbox``: application messages encrypted and stored but not yet accepted by the server.
+- ``outbox``: application messages not yet accepted by the server. The content is written
+  *before* ChatClient encrypts and stores it, the ciphertext after; a row without ciphertext
+  after a crash is encrypted again (see ``NetClient._resume_outbox``).
 - ``kv``: small flags (registered, groups we asked to leave).
 """
 
@@ -34,8 +36,8 @@ CREATE TABLE IF NOT EXISTS commits (
     group_id BLOB PRIMARY KEY, epoch INTEGER NOT NULL, commit_data BLOB NOT NULL,
     welcome BLOB, added BLOB NOT NULL, removed BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, group_id BLOB NOT NULL, message_id BLOB NOT NULL,
-    data BLOB NOT NULL)
+    id INTEGER PRIMARY KEY AUTOINCREMENT, group_id BLOB NOT NULL, content BLOB NOT NULL,
+    message_id BLOB, data BLOB)
 """
 
 
@@ -167,19 +169,29 @@ class NetStore:
 
     # -- application messages not yet accepted ---------------------------------------------
 
-    def queue(self, group_id: bytes, message_id: bytes, data: bytes) -> int:
+    def reserve(self, group_id: bytes, content: bytes) -> int:
         with self._lock, self._db:
             cur = self._db.execute(
-                "INSERT INTO outbox (group_id, message_id, data) VALUES (?, ?, ?)",
-                (group_id, message_id, data),
+                "INSERT INTO outbox (group_id, content) VALUES (?, ?)", (group_id, content)
             )
             return int(cur.lastrowid or 0)
 
-    def queued(self) -> list[tuple[int, bytes, bytes, bytes]]:
+    def fill(self, row_id: int, message_id: bytes, data: bytes) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "UPDATE outbox SET message_id = ?, data = ? WHERE id = ?",
+                (message_id, data, row_id),
+            )
+
+    def queued(self) -> list[tuple[int, bytes, bytes, bytes | None]]:
+        """``(row, group_id, content, ciphertext or None)`` in the order they were written."""
         rows = self._db.execute(
-            "SELECT id, group_id, message_id, data FROM outbox ORDER BY id"
+            "SELECT id, group_id, content, data FROM outbox ORDER BY id"
         ).fetchall()
-        return [(int(r[0]), bytes(r[1]), bytes(r[2]), bytes(r[3])) for r in rows]
+        return [
+            (int(r[0]), bytes(r[1]), bytes(r[2]), None if r[3] is None else bytes(r[3]))
+            for r in rows
+        ]
 
     def dequeue(self, row_id: int) -> None:
         with self._lock, self._db:
