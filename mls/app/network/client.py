@@ -49,6 +49,7 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from mls.app.calls import GroupCall
 from mls.app.client import (
     ChatClient,
     ChatConfig,
@@ -76,12 +77,14 @@ from mls.crypto import sign_with_label
 from mls.errors import InvalidState, MLSError, PeerError, UsageError
 from mls.framing.message import MLSMessage
 from mls.group import GroupConfig
+from mls.sframe import DecryptedFrame
 
 __all__ = [
     "LEAVE_REQUEST",
     "Delivered",
     "DeliveryError",
     "NetClient",
+    "NetCall",
     "NetConfig",
     "Posted",
 ]
@@ -798,7 +801,86 @@ class NetClient:
         if others and others[0] == self.identity:  # the lowest leaf commits the removal
             self._spawn(self.remove(gid, who))
 
+    # -- calls -------------------------------------------------------------------------------
+
+    async def start_call(self, group_id: bytes) -> NetCall:
+        """Join the group's call through the server's SFrame relay (``/v1/groups/{id}/call``).
+        The SFrame keys are ChatClient's :class:`~mls.app.calls.GroupCall`: they switch at
+        every merged commit, and a replaced epoch's receive keys stay for the configured grace
+        period (frames in flight)."""
+        async with self._lock:
+            call = self.chat.start_call(group_id, now=self.now())
+        ws_url = "ws" + self.url.removeprefix("http") + f"/v1/groups/{b64e(group_id)}/call"
+        ws = await connect(ws_url, open_timeout=10, max_size=1 << 20)
+        try:
+            await ws.send(json.dumps({"type": "auth", "token": self._token}))
+            joined = json.loads(await ws.recv())
+            if joined.get("type") != "joined":
+                raise DeliveryError(403, str(joined.get("error")), str(joined), joined)
+        except BaseException:
+            await ws.close()
+            raise
+        net_call = NetCall(self, group_id, call, ws, [b64d(p) for p in joined["participants"]])
+        net_call.start()
+        return net_call
+
+    join_call = start_call
+
     async def wait_removed(self, group_id: bytes, timeout: float = 30.0) -> None:
         async with asyncio.timeout(timeout):
             while group_id in self.chat.group_ids():
                 await asyncio.sleep(0.05)
+
+
+@dataclass(eq=False)
+class NetCall:
+    """One member's side of a group call over the relay: :meth:`send` encrypts media with
+    SFrame and sends the frame; frames of the others arrive decrypted in :attr:`frames` as
+    ``(sender identity as the relay names it, DecryptedFrame)``. The relay reads only the SFrame
+    header; what cannot be decrypted (a removed member, a replay, a forgery, an epoch past its
+    grace) is counted in :attr:`rejected` and dropped."""
+
+    client: NetClient
+    group_id: bytes
+    call: GroupCall
+    ws: ClientConnection
+    participants: list[bytes]
+    frames: asyncio.Queue[tuple[bytes, DecryptedFrame]] = field(default_factory=asyncio.Queue)
+    rejected: int = 0
+    _task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(websockets.exceptions.ConnectionClosed):
+            async for raw in self.ws:
+                if not isinstance(raw, bytes) or not raw:
+                    continue
+                n = raw[0]
+                who, frame = raw[1 : 1 + n], raw[1 + n :]
+                try:
+                    got = self.call.decrypt(frame, now=self.client.now())
+                except MLSError:
+                    self.rejected += 1
+                    continue
+                self.frames.put_nowait((who, got))
+
+    def encrypt(self, media: bytes) -> bytes:
+        return self.call.encrypt(media)
+
+    async def send(self, media: bytes) -> None:
+        await self.send_frame(self.call.encrypt(media))
+
+    async def send_frame(self, frame: bytes) -> None:
+        """Send an already encrypted frame (e.g. one encrypted before an epoch change)."""
+        await self.ws.send(frame)
+
+    async def leave(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        await self.ws.close()
+        if self.group_id in self.client.chat.group_ids():
+            self.client.chat.end_call(self.group_id)
