@@ -2,7 +2,9 @@
 
 A dependency-free stand-in for import-linter's ``layers`` contract: every ``mls`` import in a
 module (including those under ``if TYPE_CHECKING`` and inside functions) must name a module of
-the same or a lower layer.
+the same or a lower layer. Inside ``mls.group`` the order is strict, one module per rank, so no
+cycle can form there; and no ``mls`` import sits inside a function, where a cycle could hide
+from import time (issue 12: ``client``/``state``/``group`` imported each other that way).
 """
 
 from __future__ import annotations
@@ -29,6 +31,36 @@ LAYERS: list[set[str]] = [
     # The delivery service may import everything below; only the command line imports it.
     {"mls.ds", "mls.__main__"},
 ]
+
+
+# Inside mls.group, lowest first: a module imports only modules strictly before it.
+GROUP_ORDER: list[str] = [
+    "mls.group.config",
+    "mls.group.events",
+    "mls.group.identity",
+    "mls.group.validation",
+    "mls.group.epoch",
+    "mls.group.proposal_list",
+    "mls.group.snapshot",
+    "mls.group.client",
+    "mls.group.receive",
+    "mls.group.staged_commit",
+    "mls.group.external",
+    "mls.group.commit_builder",
+    "mls.group.join",
+    "mls.group.group",
+    "mls.group",
+]
+
+# Function-level mls imports that are allowed, with the reason.
+LOCAL_IMPORTS_ALLOWED = {
+    # The command line loads each command's modules (and optional extras) only when run.
+    "mls.__main__": "commands",
+    # The post-quantum KEMs need optional primitives (SHAKE, ML-KEM) and are loaded on first
+    # use; the suite registry is looked up lazily (owned by the mls.crypto area).
+    "mls.crypto.hpke": "optional PQ module",
+    "mls.crypto.suites": "optional PQ module, registry",
+}
 
 
 def layer_of(module: str) -> int:
@@ -92,3 +124,48 @@ def test_nothing_imports_the_delivery_service() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             assert not any(n == "mls.ds" or n.startswith("mls.ds.") for n in names), module
+
+
+def _mls_imports(tree: ast.AST) -> list[tuple[ast.AST, str]]:
+    out: list[tuple[ast.AST, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(node, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node, node.module))
+    return [(n, name) for n, name in out if name == "mls" or name.startswith("mls.")]
+
+
+def test_group_modules_import_in_order() -> None:
+    modules = dict(_modules())
+    assert set(GROUP_ORDER) == {m for m in modules if m.startswith("mls.group")}, (
+        "every module of mls.group has a place in GROUP_ORDER"
+    )
+    for rank, module in enumerate(GROUP_ORDER):
+        for _, name in _mls_imports(ast.parse(modules[module].read_text())):
+            target = next(
+                (g for g in GROUP_ORDER[:-1] if name == g or name.startswith(g + ".")), None
+            )
+            if target is None and name == "mls.group":
+                target = "mls.group"
+            if target is not None:
+                assert GROUP_ORDER.index(target) < rank, f"{module} imports {name} (not below it)"
+
+
+def test_no_function_level_imports() -> None:
+    found = []
+    for module, path in _modules():
+        if module in LOCAL_IMPORTS_ALLOWED:
+            continue
+        tree = ast.parse(path.read_text())
+        for fn in ast.walk(tree):
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+                found += [f"{module}:{n.lineno} {name}" for n, name in _mls_imports(fn)]
+    assert not found, f"mls imports inside functions or classes: {found}"
+
+
+def test_the_checks_see_a_local_import() -> None:
+    # The walkers above find an import inside a function, and order violations.
+    tree = ast.parse("def f():\n    from mls.group.group import Group\n")
+    fn = tree.body[0]
+    assert [name for _, name in _mls_imports(fn)] == ["mls.group.group"]

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 
 from mls.conformance.core import CaseFailed, CaseUnsupported, expect_eq, h
 from mls.crypto import pq
-from mls.crypto.hpke import MODE_BASE, Hpke, hpke_suite
+from mls.crypto.hpke import MODE_BASE, Context, Hpke, hpke_suite
 from mls.errors import DecryptFailed, UnsupportedError
 
 _NATIVE_KEMS: dict[int, Any] = {
@@ -93,8 +93,6 @@ def _check_case(suite: Hpke, case: Any) -> None:
     expect_eq("exporter_secret", exp, h(case["exporter_secret"]))
     receiver = suite.setup_receiver(MODE_BASE, enc, sk_r, info)
     # A sender context with the same key schedule (the KEM part is what cannot be replayed).
-    from mls.crypto.hpke import Context
-
     sender = Context(suite, key, nonce, exp)
     for i, v in enumerate(case["encryptions"]):
         aad, pt, ct = h(v["aad"]), h(v["pt"]), h(v["ct"])

@@ -20,6 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 from mls.conformance.core import CaseFailed, CaseUnsupported, expect_eq, h
+from mls.crypto import get_suite as get_mls_suite
+from mls.crypto.labels import derive_secret, expand_with_label
 from mls.errors import DecryptFailed, MLSError
 from mls.sframe.cipher import (
     AesCtrHmac,
@@ -161,11 +163,6 @@ class _VectorExporter:
 
 def _mls_exporter(c: Any) -> bytes:
     """``MLS-Exporter`` recomputed with this library's MLS crypto (RFC 9420 §8.5)."""
-    try:
-        from mls.crypto import get_suite as get_mls_suite
-        from mls.crypto.labels import derive_secret, expand_with_label
-    except ImportError as exc:
-        raise CaseUnsupported(f"mls.crypto not available to recompute MLS-Exporter: {exc}") from exc
     cs = get_mls_suite(c["mls_cipher_suite"])
     context = h(c["exporter_context"])
     secret = derive_secret(cs, h(c["exporter_secret"]), c["exporter_label"])

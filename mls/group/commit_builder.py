@@ -5,16 +5,19 @@ The caller has collected the proposal list and applied it
 (:func:`~mls.group.proposal_list.apply_proposals`); :func:`build_commit` then creates the
 UpdatePath (if any), the new GroupContext, the signed FramedContent and the next epoch's
 secrets and confirmation tag. Wrapping it as a PublicMessage or PrivateMessage is the caller's:
-a member uses its epoch's keys, an external joiner has none.
+a member uses its epoch's keys, an external joiner has none. :func:`member_commit` is a
+member's whole flow: cached and new proposals, path choice, build, the staged next epoch, and
+the GroupInfo and Welcome.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mls.constants import ExtensionType
 from mls.crypto import CipherSuite
+from mls.errors import UsageError
 from mls.extensions import Extension, ExternalPub
 from mls.framing.content import (
     AuthenticatedContent,
@@ -24,12 +27,22 @@ from mls.framing.content import (
     sign_framed_content,
 )
 from mls.framing.message import MLSMessage
-from mls.group.epoch import NextEpoch, next_epoch
-from mls.group.proposal_list import AppliedProposals
-from mls.group.validation import ProposalEntry
+from mls.group.epoch import EpochState, NextEpoch, next_epoch
+from mls.group.events import CommitOutput
+from mls.group.proposal_list import (
+    AppliedProposals,
+    CachedProposal,
+    ProposalContext,
+    apply_proposals,
+    authorized,
+    list_extensions,
+    usable_now,
+)
+from mls.group.staged_commit import StagedCommit
+from mls.group.validation import Checks, ProposalEntry, validate_psk_id
 from mls.messages.commit import Commit
 from mls.messages.group_info import GroupInfo
-from mls.messages.proposals import ProposalOrRef
+from mls.messages.proposals import Add, PreSharedKey, PreSharedKeyID, Proposal, ProposalOrRef
 from mls.messages.welcome import EncryptedGroupSecrets, GroupSecrets, PathSecret, Welcome
 from mls.messages.welcome_crypto import encrypt_group_info, encrypt_group_secrets
 from mls.schedule.group_context import GroupContext
@@ -38,7 +51,7 @@ from mls.tree.nodes import LeafNode, UpdatePath
 from mls.tree.ratchet_tree import TreeDiff, TreeView
 from mls.tree.treekem import PreparedPath, TreePrivate, prepare_update_path
 
-__all__ = ["BuiltCommit", "build_commit", "make_group_info", "make_welcome"]
+__all__ = ["BuiltCommit", "build_commit", "make_group_info", "make_welcome", "member_commit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,3 +211,128 @@ def make_welcome(
         cipher_suite=cs.suite_id, secrets=tuple(entries), encrypted_group_info=encrypted_gi
     )
     return MLSMessage(body=welcome).to_bytes()
+
+
+def member_commit(
+    pc: ProposalContext,
+    epoch: EpochState,
+    *,
+    store: Mapping[bytes, CachedProposal],
+    by_value: Sequence[Proposal],
+    linked: tuple[PreSharedKeyID, bytes] | None,
+    path: bool | None,
+    checks: Checks,
+    now: int | None,
+    signature_private_key: bytes,
+    wire_format: int,
+    authenticated_data: bytes,
+    wrap: Callable[[AuthenticatedContent], bytes],
+    group_info: bool,
+    ratchet_tree_extension: bool,
+) -> tuple[StagedCommit, CommitOutput]:
+    """A member's commit (§12.4.1) of the cached proposals in ``store`` and ``by_value``, plus
+    the ``linked`` ReInit/branch PSK (§11.2, §11.3); ``wrap`` frames it with the epoch's
+    keys. Returns the staged next epoch (merged once the delivery service accepts the
+    commit) and the messages."""
+    cs = pc.cs
+    me = epoch.private.leaf_index
+    entries: list[ProposalEntry] = []
+    for ref, cached in store.items():
+        if cached.update_private_key is not None:
+            # §12.2: a commit cannot include the committer's own Update; the path
+            # refreshes our leaf instead.
+            continue
+        if not authorized(cached, pc):
+            continue  # §12.1.8: never commit what our policy does not authorize
+        if isinstance(cached.proposal, Add) and not usable_now(cached.proposal, now):
+            continue  # §7.3: a KeyPackage that expired since it was proposed
+        entries.append(ProposalEntry(cached.proposal, cached.sender, ref))
+    sender = Sender.member(me)
+    list_exts = list_extensions(
+        [e.proposal for e in entries] + list(by_value), epoch.context.extensions
+    )
+    for p in by_value:
+        pc.validate(p, sender, checks, extensions=list_exts, in_commit=True)
+        entries.append(ProposalEntry(p, sender, None))
+    if linked is not None:
+        pid = linked[0]
+        linked_psk = PreSharedKey(psk=pid)
+        validate_psk_id(cs, linked_psk, allow_usage=pid.usage)
+        entries.append(ProposalEntry(linked_psk, sender, None))
+    if not entries and path is False:
+        raise UsageError("an empty commit must carry a path (§12.4)")
+    applied = apply_proposals(pc, entries, committer=me, external=False, own_leaf=me, store=store)
+    use_path = True if path is None else path
+    if applied.path_required or not entries:
+        if path is False:
+            raise UsageError("these proposals require an UpdatePath (§12.4)")
+        use_path = True
+    if applied.reinit is not None:
+        # §11.2: a ReInit commit carries no path of its own (nothing follows the epoch).
+        use_path = path is True
+    old_keys = dict(applied.old_leaves)
+    leaf_template = None
+    if use_path:
+        leaf_template = epoch.tree.leaf(me)
+        assert leaf_template is not None
+        old_keys.setdefault(me, leaf_template)
+    built = build_commit(
+        cs,
+        context=epoch.context,
+        interim_transcript_hash=epoch.interim_transcript_hash,
+        init_secret=epoch.secrets.init_secret,
+        entries=entries,
+        applied=applied,
+        sender=sender,
+        committer=me,
+        leaf_template=leaf_template,
+        private=epoch.private.pruned(applied.diff),
+        signature_private_key=signature_private_key,
+        wire_format=wire_format,
+        authenticated_data=authenticated_data,
+    )
+    commit_bytes = wrap(built.content)
+    nxt = built.next
+    staged = StagedCommit(
+        context=nxt.context,
+        tree=built.diff,
+        private=built.private,
+        secrets=nxt.secrets,
+        interim_transcript_hash=nxt.interim_transcript_hash,
+        confirmation_tag=nxt.confirmation_tag,
+        added=applied.added,
+        removed=applied.removed,
+        updated=applied.updated,
+        committer=me,
+        has_path=built.prepared is not None,
+        reinit=applied.reinit,
+        extensions_changed=applied.extensions != epoch.context.extensions,
+        old_leaves=old_keys,
+    )
+    # A GroupInfo costs a signature and, with the tree, O(n) encoding: only on request.
+    gi_bytes = None
+    if group_info:
+        gi_bytes = make_group_info(
+            cs,
+            nxt.context,
+            built.diff,
+            nxt.secrets,
+            nxt.confirmation_tag,
+            signer=me,
+            signature_private_key=signature_private_key,
+            with_tree=True,
+        )
+    welcome = None
+    if applied.added:
+        welcome = make_welcome(
+            cs,
+            built,
+            applied,
+            signer=me,
+            signature_private_key=signature_private_key,
+            ratchet_tree_extension=ratchet_tree_extension,
+        )
+    out = CommitOutput(
+        commit=commit_bytes, welcome=welcome, group_info=gi_bytes, epoch=nxt.context.epoch
+    )
+    return staged, out

@@ -67,7 +67,7 @@ from mls.framing.protection import (
 )
 from mls.framing.public import PublicMessage
 from mls.group.client import Client
-from mls.group.commit_builder import build_commit, make_group_info, make_welcome
+from mls.group.commit_builder import make_group_info, member_commit
 from mls.group.config import GroupConfig
 from mls.group.epoch import EpochState, GroupStatus, PastEpoch
 from mls.group.events import (
@@ -89,22 +89,17 @@ from mls.group.join import (
 from mls.group.proposal_list import (
     CachedProposal,
     ProposalContext,
-    apply_proposals,
     authorized,
     external_psk_id,
-    list_extensions,
     resolve_psk,
-    usable_now,
 )
 from mls.group.receive import Received, unprotect_private, unprotect_public
 from mls.group.snapshot import GroupSnapshot
 from mls.group.staged_commit import StagedCommit, stage_commit
 from mls.group.validation import (
     Checks,
-    ProposalEntry,
     build_client_index,
     update_client_index,
-    validate_psk_id,
 )
 from mls.messages.commit import Commit
 from mls.messages.key_package import KeyPackage
@@ -610,55 +605,8 @@ class Group:
         ``group_info=True`` the output also carries a signed GroupInfo of the new epoch (with
         ``external_pub`` and the tree) for external joiners.
         """
-        return self._commit(
-            add=add,
-            remove=remove,
-            psks=psks,
-            resumption_psks=resumption_psks,
-            extensions=extensions,
-            reinit=reinit,
-            proposals=proposals,
-            path=path,
-            include_pending=include_pending,
-            group_info=group_info,
-            authenticated_data=authenticated_data,
-            now=now,
-        )
-
-    def _commit(
-        self,
-        *,
-        add: Sequence[bytes | KeyPackage] = (),
-        remove: Sequence[int] = (),
-        psks: Sequence[bytes] = (),
-        resumption_psks: Sequence[tuple[int, int]] = (),
-        extensions: Sequence[Extension] | None = None,
-        reinit: ReInit | None = None,
-        proposals: Sequence[Proposal] = (),
-        path: bool | None = None,
-        include_pending: bool = True,
-        group_info: bool = False,
-        authenticated_data: bytes = b"",
-        now: int | None = None,
-        linked: tuple[PreSharedKeyID, bytes] | None = None,
-    ) -> CommitOutput:
-        """:meth:`commit`, plus the ``linked`` ReInit/branch PSK of a new group's first one."""
         self._check_can_commit()
         cs = self._cs
-        me = self.own_leaf_index
-        pc = self._proposal_context(linked)
-        entries: list[ProposalEntry] = []
-        if include_pending:
-            for ref, cached in self._proposals.items():
-                if cached.update_private_key is not None:
-                    # §12.2: a commit cannot include the committer's own Update; the path
-                    # refreshes our leaf instead.
-                    continue
-                if not authorized(cached, pc):
-                    continue  # §12.1.8: never commit what our policy does not authorize
-                if isinstance(cached.proposal, Add) and not usable_now(cached.proposal, now):
-                    continue  # §7.3: a KeyPackage that expired since it was proposed
-                entries.append(ProposalEntry(cached.proposal, cached.sender, ref))
         by_value: list[Proposal] = list(proposals)
         by_value += [Add(key_package=self._parse_key_package(k)) for k in add]
         for i in remove:
@@ -666,106 +614,50 @@ class Group:
         by_value += [Remove(removed=i) for i in remove]
         by_value += [PreSharedKey(psk=self._external_psk_id(p)) for p in psks]
         for usage, ep in resumption_psks:
-            by_value.append(
-                PreSharedKey(
-                    psk=PreSharedKeyID.resumption(usage, self.group_id, ep, cs.random(cs.hash_len))
-                )
-            )
+            pid = PreSharedKeyID.resumption(usage, self.group_id, ep, cs.random(cs.hash_len))
+            by_value.append(PreSharedKey(psk=pid))
         if extensions is not None:
             by_value.append(GroupContextExtensions(extensions=tuple(extensions)))
         if reinit is not None:
             by_value.append(reinit)
-        sender = Sender.member(me)
-        list_exts = list_extensions(
-            [e.proposal for e in entries] + by_value, self._context.extensions
+        return self._commit(
+            by_value,
+            include_pending=include_pending,
+            path=path,
+            group_info=group_info,
+            authenticated_data=authenticated_data,
+            now=now,
         )
-        checks = self._checks(now, received=False)
-        for p in by_value:
-            pc.validate(p, sender, checks, extensions=list_exts, in_commit=True)
-            entries.append(ProposalEntry(p, sender, None))
-        if linked is not None:
-            pid = linked[0]
-            linked_psk = PreSharedKey(psk=pid)
-            validate_psk_id(cs, linked_psk, allow_usage=pid.usage)
-            entries.append(ProposalEntry(linked_psk, sender, None))
-        if not entries and path is False:
-            raise UsageError("an empty commit must carry a path (§12.4)")
-        applied = apply_proposals(
-            pc, entries, committer=me, external=False, own_leaf=me, store=self._proposals
-        )
-        use_path = True if path is None else path
-        if applied.path_required or not entries:
-            if path is False:
-                raise UsageError("these proposals require an UpdatePath (§12.4)")
-            use_path = True
-        if applied.reinit is not None:
-            # §11.2: a ReInit commit carries no path of its own (nothing follows the epoch).
-            use_path = path is True
-        old_keys = dict(applied.old_leaves)
-        leaf_template = None
-        if use_path:
-            leaf_template = self._tree.leaf(me)
-            assert leaf_template is not None
-            old_keys.setdefault(me, leaf_template)
-        built = build_commit(
-            cs,
-            context=self._context,
-            interim_transcript_hash=self._interim,
-            init_secret=self._secrets.init_secret,
-            entries=entries,
-            applied=applied,
-            sender=sender,
-            committer=me,
-            leaf_template=leaf_template,
-            private=self._private.pruned(applied.diff),
+
+    def _commit(
+        self,
+        by_value: Sequence[Proposal],
+        *,
+        include_pending: bool = True,
+        path: bool | None = None,
+        group_info: bool = False,
+        authenticated_data: bytes = b"",
+        now: int | None = None,
+        linked: tuple[PreSharedKeyID, bytes] | None = None,
+    ) -> CommitOutput:
+        """:meth:`commit` of proposals by value, plus the ``linked`` ReInit/branch PSK of a
+        new group's first commit (§11.2, §11.3)."""
+        self._check_can_commit()
+        staged, out = member_commit(
+            self._proposal_context(linked),
+            self._epoch_state(),
+            store=self._proposals if include_pending else {},
+            by_value=by_value,
+            linked=linked,
+            path=path,
+            checks=self._checks(now, received=False),
+            now=now,
             signature_private_key=self._client.signature_private_key,
             wire_format=self._handshake_wire_format,
             authenticated_data=authenticated_data,
-        )
-        commit_bytes = self._wrap(built.content)
-        nxt = built.next
-        staged = StagedCommit(
-            context=nxt.context,
-            tree=built.diff,
-            private=built.private,
-            secrets=nxt.secrets,
-            interim_transcript_hash=nxt.interim_transcript_hash,
-            confirmation_tag=nxt.confirmation_tag,
-            added=applied.added,
-            removed=applied.removed,
-            updated=applied.updated,
-            committer=me,
-            has_path=built.prepared is not None,
-            reinit=applied.reinit,
-            extensions_changed=applied.extensions != self._context.extensions,
-            old_leaves=old_keys,
-        )
-        sk = self._client.signature_private_key
-        # A GroupInfo costs a signature and, with the tree, O(n) encoding: only on request.
-        gi_bytes = None
-        if group_info:
-            gi_bytes = make_group_info(
-                cs,
-                nxt.context,
-                built.diff,
-                nxt.secrets,
-                nxt.confirmation_tag,
-                signer=me,
-                signature_private_key=sk,
-                with_tree=True,
-            )
-        welcome = None
-        if applied.added:
-            welcome = make_welcome(
-                cs,
-                built,
-                applied,
-                signer=me,
-                signature_private_key=sk,
-                ratchet_tree_extension=self._config.ratchet_tree_extension,
-            )
-        out = CommitOutput(
-            commit=commit_bytes, welcome=welcome, group_info=gi_bytes, epoch=nxt.context.epoch
+            wrap=self._wrap,
+            group_info=group_info,
+            ratchet_tree_extension=self._config.ratchet_tree_extension,
         )
         self._pending = (staged, out)
         return out
@@ -1036,7 +928,8 @@ class Group:
             now=now,
         )
         linked = (pid, self._secrets.resumption_psk)
-        return new, new._commit(add=key_packages, now=now, linked=linked)
+        by_value = [Add(key_package=new._parse_key_package(k)) for k in key_packages]
+        return new, new._commit(by_value, now=now, linked=linked)
 
     def branch(
         self,
@@ -1069,7 +962,8 @@ class Group:
             now=now,
         )
         linked = (pid, self._secrets.resumption_psk)
-        return new, new._commit(add=key_packages, now=now, linked=linked)
+        by_value = [Add(key_package=new._parse_key_package(k)) for k in key_packages]
+        return new, new._commit(by_value, now=now, linked=linked)
 
     def join_reinit(
         self,
