@@ -233,6 +233,16 @@ def _private_keys(client: Client) -> tuple[bytes, bytes, bytes, bytes]:
     )
 
 
+# §7.2 leaves the maximum total lifetime of a KeyPackage to the application. Other stacks in the
+# working group's matrix publish KeyPackages valid from 0 to 2**64-1 by default (MLSpp,
+# BouncyCastle), so this test server accepts any total lifetime; validity at ``now`` is still
+# checked.
+_ANY_LIFETIME = (1 << 64) - 1
+# Our own KeyPackages stay within the strictest bound seen in the matrix (OpenMLS: 84 days plus
+# the one-hour margin before now that Client.key_package also uses).
+_KEY_PACKAGE_LIFETIME = 28 * 24 * 3600
+
+
 def _config(private_handshake: bool) -> GroupConfig:
     # The runner's scenarios have external senders and new members propose (§12.1.8): this
     # server authorizes every authenticated external proposal, as an open test group would.
@@ -240,6 +250,7 @@ def _config(private_handshake: bool) -> GroupConfig:
         private_handshake=private_handshake,
         ratchet_tree_extension=True,
         external_proposal_policy=allow_external_proposals,
+        max_lifetime=_ANY_LIFETIME,
     )
 
 
@@ -372,7 +383,7 @@ class MLSClientService:
 
     def CreateKeyPackage(self, req: pb.CreateKeyPackageRequest) -> pb.CreateKeyPackageResponse:
         client = Client.create(req.identity, _suite(req.cipher_suite))
-        client.key_package(_now())
+        client.key_package(_now(), lifetime=_KEY_PACKAGE_LIFETIME)
         kp, init_priv, enc_priv, sig_priv = _private_keys(client)
         return pb.CreateKeyPackageResponse(
             transaction_id=self._add(_Join(client)),
@@ -693,7 +704,7 @@ class MLSClientService:
         r = st.group.reinit
         assert r is not None
         client = Client.create(st.group.client.identity, _suite(r.cipher_suite))
-        client.key_package(_now())
+        client.key_package(_now(), lifetime=_KEY_PACKAGE_LIFETIME)
         kp, _, _, _ = _private_keys(client)
         self._drop(handle)
         return pb.HandleReInitCommitResponse(

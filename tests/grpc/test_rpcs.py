@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 import grpc
@@ -16,8 +17,10 @@ from mls import __version__
 from mls.codec.wire import decode
 from mls.crypto import get_suite
 from mls.crypto.registry import supported_suites
+from mls.errors import MLSError
 from mls.extensions import ExternalSender
 from mls.framing.message import MLSMessage
+from mls.group import Client, Group
 from mls.interop_grpc import mls_client_pb2 as pb
 from mls.interop_grpc import mls_client_pb2_grpc as pb_grpc
 from mls.interop_grpc.service import RPC_NAMES
@@ -247,6 +250,24 @@ def test_tour_of_every_rpc(servers: tuple[Server, Server]) -> None:
     ):
         stub.Free(pb.FreeRequest(state_id=sid))
     assert called >= set(RPC_NAMES), sorted(set(RPC_NAMES) - called)
+
+
+def test_key_packages_valid_for_ever_are_accepted(server: Server) -> None:
+    """Other stacks publish KeyPackages valid from 0 to 2**64-1 (MLSpp, BouncyCastle): the
+    interop server takes them, though a default GroupConfig refuses such a lifetime (§7.2)."""
+    now = int(time.time())
+    carol = Client.create(b"carol", 1)
+    kp = MLSMessage(body=carol.key_package(now, lifetime=(1 << 64) - 1 - now)).to_bytes()
+    stub = server.stub
+    sid = stub.CreateGroup(
+        pb.CreateGroupRequest(group_id=b"life", cipher_suite=1, identity=b"alice")
+    ).state_id
+    add = stub.AddProposal(pb.AddProposalRequest(state_id=sid, key_package=kp)).proposal
+    assert stub.Commit(pb.CommitRequest(state_id=sid, by_reference=[add])).welcome
+    stub.Free(pb.FreeRequest(state_id=sid))
+    group = Group.create(Client.create(b"alice", 1), b"life", now=now)
+    with pytest.raises(MLSError):
+        group.propose_add(kp, now=now)
 
 
 def test_states_and_handles_are_released(servers: tuple[Server, Server]) -> None:
