@@ -23,7 +23,7 @@ from mls.app.client import (
     MessageReceived,
 )
 from mls.app.content import Disposition, SinglePart, decode_content
-from mls.app.network.client import LEAVE_REQUEST, Delivered, NetClient
+from mls.app.network.client import LEAVE_REQUEST, Delivered, NetCall, NetClient
 from mls.app.storage import StoredMessage
 from mls.errors import MLSError
 
@@ -42,6 +42,9 @@ HELP = """commands:
   /react N EMOJI       react to message #N
   /edit N TEXT         edit your message #N
   /history             the conversation so far (edits applied, reactions attached)
+  /call                join the current group's call (SFrame through the server's relay)
+  /frame TEXT          send TEXT as one media frame of the call
+  /hangup              leave the call
   /quit                exit
 anything else is a message to the current group"""
 
@@ -77,6 +80,8 @@ class Chat:
     #: number shown -> (group, message id, expires_at)
     shown: dict[int, tuple[bytes, bytes, int | None]] = field(default_factory=dict)
     by_id: dict[bytes, int] = field(default_factory=dict)
+    call: NetCall | None = None
+    call_task: asyncio.Task[None] | None = None
 
     def say(self, line: str) -> None:
         print(line, flush=True)
@@ -219,6 +224,21 @@ class Chat:
             else:
                 p = await c.edit(gid, body, replaces=target)
             self.say(self.line_of(self._stored(gid, p.sent.message_id)))
+        elif cmd == "call":
+            gid = self.need_group()
+            if self.call is None:
+                self.call = await c.start_call(gid)
+                self.call_task = asyncio.create_task(self.listen(self.call))
+            who = ", ".join(p.decode("utf-8", "replace") for p in self.call.participants)
+            self.say(f"* in the call of {_name(gid)} (there: {who})")
+        elif cmd == "frame":
+            if self.call is None:
+                raise ValueError("not in a call: /call first")
+            await self.call.send(rest.encode())
+            self.say(f"* sent a frame (epoch {self.call.call.epoch})")
+        elif cmd == "hangup":
+            await self.hangup()
+            self.say("* left the call")
         elif cmd == "history":
             gid = self.need_group()
             for chat_line in c.chat.conversation(gid, now=c.now()):
@@ -229,6 +249,21 @@ class Chat:
         else:
             raise ValueError(f"unknown command /{cmd} (/help lists them)")
         return True
+
+    async def listen(self, call: NetCall) -> None:
+        while True:
+            who, frame = await call.frames.get()
+            media = frame.plaintext.decode("utf-8", "replace")
+            name = who.decode("utf-8", "replace")
+            self.say(f"[call {_name(call.group_id)}] {name}: {media} (epoch {frame.epoch})")
+
+    async def hangup(self) -> None:
+        if self.call_task is not None:
+            self.call_task.cancel()
+            self.call_task = None
+        if self.call is not None:
+            await self.call.leave()
+            self.call = None
 
     def _stored(self, gid: bytes, mid: bytes) -> StoredMessage:
         for m in self.client.chat.messages(gid, now=self.client.now()):
@@ -281,6 +316,8 @@ async def run(server: str, name: str, data: str | None) -> int:
             asyncio.get_running_loop().remove_reader(sys.stdin)
         for t in tasks:
             t.cancel()
+        with contextlib.suppress(Exception):
+            await chat.hangup()
         await client.close()
     chat.say("* bye")
     return 0
