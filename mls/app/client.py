@@ -102,11 +102,11 @@ from mls.group import (
     CommitOutput,
     Group,
     GroupConfig,
+    GroupEvent,
     GroupStatus,
     ProposalReceived,
     default_capabilities,
 )
-from mls.group.group import Event
 from mls.messages.welcome import Welcome
 
 __all__ = [
@@ -768,7 +768,7 @@ class ChatClient:
 
     def _process(
         self, entry: _Entry, data: bytes, epoch: int, ctype: int, now: int
-    ) -> tuple[_Entry, Event, bool]:
+    ) -> tuple[_Entry, GroupEvent, bool]:
         """Process ``data`` with the state it is for; raise a PeerError and change nothing if it
         does not process. Returns the entry that processed it, the event and whether it
         confirmed our unresolved commit.
@@ -816,7 +816,7 @@ class ChatClient:
         return entry, entry.group.process(data, now=now), False
 
     def _take(
-        self, entry: _Entry, ev: Event, *, now: int, seq: int | None, confirmed: bool
+        self, entry: _Entry, ev: GroupEvent, *, now: int, seq: int | None, confirmed: bool
     ) -> ChatEvent:
         """Store everything a processed message changed, in one transaction, and return its
         event. From here on the group's change (a consumed key, a merged commit) is final: any
@@ -874,7 +874,9 @@ class ChatClient:
             entry.call.leave()
             entry.call = None
 
-    def _outcome(self, entry: _Entry, ev: Event, now: int) -> tuple[ChatEvent, list[StoredMessage]]:
+    def _outcome(
+        self, entry: _Entry, ev: GroupEvent, now: int
+    ) -> tuple[ChatEvent, list[StoredMessage]]:
         if isinstance(ev, ApplicationMessage):
             return self._on_application(entry, ev, now)
         if isinstance(ev, ProposalReceived):

@@ -178,9 +178,11 @@ def test_a_rival_commit_that_removes_us_deletes_the_group() -> None:
 
 
 def sender_data(w: World, reader: str, data: bytes) -> SenderData:
-    """Decrypt a PrivateMessage's sender data with a member's sender_data_secret (§6.3.2)."""
-    group = w[reader].group(GROUP)
-    return decrypt_sender_data(group.suite, private(data), group._secrets.sender_data_secret)
+    """Decrypt a PrivateMessage's sender data (§6.3.2) with the sender_data_secret of a
+    member's stored state."""
+    stored = cbor2.loads(w.storages[reader].load().groups[GROUP].state)
+    secret = stored["secrets"]["sender_data_secret"]
+    return decrypt_sender_data(w[reader].group(GROUP).suite, private(data), secret)
 
 
 @pytest.mark.parametrize("restart", [False, True], ids=["running", "restarted"])
