@@ -4,7 +4,8 @@
   member keeps, secret tree, interim transcript hash, confirmation tag). ``EpochState.start``
   builds the secret tree and then drops what forward secrecy says must go (§9.2).
 - :class:`GroupStatus`: operational, removed, or re-initialised.
-- :class:`PastEpoch`: what is kept of an earlier epoch to read late application messages.
+- :class:`PastEpoch`, :class:`PastEpochs`: what is kept of earlier epochs to read late
+  application messages.
 - :func:`next_epoch`: transcript hashes, GroupContext, epoch secrets and confirmation tag of the
   epoch a commit starts (§8, §8.2), for the committer and every receiver alike.
 - :func:`external_init` / :func:`external_init_secret`: the §8.3 ``init_secret`` of an external
@@ -14,12 +15,14 @@
 from __future__ import annotations
 
 import enum
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from mls.constants import ContentType
 from mls.crypto import CipherSuite
 from mls.errors import InvalidExternalInit, PeerError
+from mls.extensions import Extension
 from mls.framing.content import FramedContent
 from mls.group.config import GroupConfig
 from mls.messages.proposals import PreSharedKeyID
@@ -28,6 +31,7 @@ from mls.schedule.key_schedule import (
     EpochSecrets,
     confirmation_tag,
     derive_epoch_secrets,
+    epoch_secrets_from_joiner,
     external_key_pair,
 )
 from mls.schedule.psk import psk_secret
@@ -47,6 +51,7 @@ __all__ = [
     "GroupStatus",
     "NextEpoch",
     "PastEpoch",
+    "PastEpochs",
     "external_init",
     "external_init_secret",
     "next_epoch",
@@ -137,6 +142,42 @@ class EpochState:
             confirmation_tag=confirmation_tag,
         )
 
+    @classmethod
+    def first(
+        cls,
+        cs: CipherSuite,
+        config: GroupConfig,
+        *,
+        group_id: bytes,
+        extensions: tuple[Extension, ...],
+        tree: RatchetTree,
+        private: TreePrivate,
+    ) -> EpochState:
+        """Epoch 0 of a new one-member group (§11)."""
+        ctx = GroupContext(
+            cipher_suite=cs.suite_id,
+            group_id=group_id,
+            epoch=0,
+            tree_hash=tree.tree_hash(),
+            confirmed_transcript_hash=b"",
+            extensions=extensions,
+        )
+        # §11: the first epoch secret is fresh randomness; deriving it from a random joiner
+        # secret gives the same distribution and reuses the one schedule code path.
+        secrets = epoch_secrets_from_joiner(cs, cs.random(cs.hash_len), None, ctx.to_bytes())
+        tag = confirmation_tag(cs, secrets.confirmation_key, b"")
+        interim = next_interim_transcript_hash(cs, b"", tag)
+        return cls.start(
+            cs,
+            config,
+            context=ctx,
+            tree=tree,
+            private=private,
+            secrets=secrets,
+            interim_transcript_hash=interim,
+            confirmation_tag=tag,
+        )
+
     def forgotten(self, cs: CipherSuite) -> EpochState:
         """This epoch without a single secret (§12.4.2: a removed member "SHOULD promptly delete
         its group state and secret tree"); the public context and tree stay for inspection."""
@@ -177,6 +218,31 @@ class PastEpoch:
             self.removed_limits.setdefault(
                 leaf, self.secret_tree.next_generation(leaf, ContentType.application)
             )
+
+
+class PastEpochs(OrderedDict[int, PastEpoch]):
+    """The past epochs kept for late application messages (§15.3), oldest first."""
+
+    def retire(
+        self,
+        epoch: int,
+        past: PastEpoch,
+        *,
+        old_leaves: dict[int, LeafNode | None],
+        removed: Sequence[int],
+        config: GroupConfig,
+        now: int | None,
+    ) -> None:
+        """Keep ``past`` (the epoch a commit just ended), note what the commit changed in
+        every kept epoch, and drop what is beyond ``config.past_epochs`` or its grace period
+        (§9.2: then the keys are deleted)."""
+        self[epoch] = past
+        for kept in self.values():
+            kept.note_commit(old_leaves, removed)
+        while len(self) > config.past_epochs:
+            self.popitem(last=False)
+        for ep in [ep for ep, p in self.items() if p.expired(now, config.past_epoch_grace)]:
+            del self[ep]
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,7 +69,7 @@ from mls.framing.public import PublicMessage
 from mls.group.client import Client
 from mls.group.commit_builder import make_group_info, member_commit
 from mls.group.config import GroupConfig
-from mls.group.epoch import EpochState, GroupStatus, PastEpoch
+from mls.group.epoch import EpochState, GroupStatus, PastEpoch, PastEpochs
 from mls.group.events import (
     ApplicationMessage,
     CommitMerged,
@@ -114,8 +114,7 @@ from mls.messages.proposals import (
     Update,
 )
 from mls.schedule.group_context import GroupContext
-from mls.schedule.key_schedule import confirmation_tag, epoch_secrets_from_joiner, mls_exporter
-from mls.schedule.transcript import next_interim_transcript_hash
+from mls.schedule.key_schedule import mls_exporter
 from mls.tree.ratchet_tree import RatchetTree
 from mls.tree.treekem import TreePrivate
 
@@ -146,7 +145,7 @@ class Group:
         self._status = GroupStatus.OPERATIONAL
         self._proposals: OrderedDict[bytes, CachedProposal] = OrderedDict()
         self._pending: tuple[StagedCommit, CommitOutput] | None = None
-        self._past: OrderedDict[int, PastEpoch] = OrderedDict()
+        self._past = PastEpochs()
         self._resumption: OrderedDict[int, bytes] = OrderedDict()
         self._resumption[self._context.epoch] = self._secrets.resumption_psk
         self._reinit: ReInit | None = None
@@ -311,7 +310,7 @@ class Group:
         group._status = snap.status
         group._reinit = snap.reinit
         group._proposals = OrderedDict(snap.proposals)
-        group._past = OrderedDict(snap.past)
+        group._past = PastEpochs(snap.past)
         group._resumption = OrderedDict(snap.resumption)
         return group
 
@@ -346,29 +345,13 @@ class Group:
         cs = client.suite
         enc_sk, enc_pk = cs.generate_key_pair()
         leaf = client.leaf_node(enc_pk, now or 0, extensions=leaf_extensions)
-        tree = RatchetTree.create(cs, leaf)
-        ctx = GroupContext(
-            cipher_suite=cs.suite_id,
-            group_id=group_id,
-            epoch=0,
-            tree_hash=tree.tree_hash(),
-            confirmed_transcript_hash=b"",
-            extensions=tuple(extensions),
-        )
-        # §11: the first epoch secret is fresh randomness; deriving it from a random joiner
-        # secret gives the same distribution and reuses the one schedule code path.
-        secrets = epoch_secrets_from_joiner(cs, cs.random(cs.hash_len), None, ctx.to_bytes())
-        tag = confirmation_tag(cs, secrets.confirmation_key, b"")
-        interim = next_interim_transcript_hash(cs, b"", tag)
-        epoch = EpochState.start(
+        epoch = EpochState.first(
             cs,
             config,
-            context=ctx,
-            tree=tree,
+            group_id=group_id,
+            extensions=tuple(extensions),
+            tree=RatchetTree.create(cs, leaf),
             private=TreePrivate.for_leaf(cs, 0, enc_sk, enc_pk),
-            secrets=secrets,
-            interim_transcript_hash=interim,
-            confirmation_tag=tag,
         )
         return cls(client=client, cs=cs, config=config, epoch=epoch, identity=identity)
 
@@ -845,35 +828,24 @@ class Group:
         # Keep the old epoch's application keys for late messages (§15.3), for a bounded
         # number of epochs and time (§9.2: then they are deleted).
         if self._config.past_epochs > 0:
-            self._past[self.epoch] = PastEpoch(
+            past = PastEpoch(
                 context=self._context,
                 secret_tree=self._secret_tree,
                 sender_data_secret=self._secrets.sender_data_secret,
-                leaves={},
                 retired_at=now,
             )
-            for past in self._past.values():
-                past.note_commit(staged.old_leaves, staged.removed)
-            while len(self._past) > self._config.past_epochs:
-                self._past.popitem(last=False)
-            grace = self._config.past_epoch_grace
-            for ep in [ep for ep, p in self._past.items() if p.expired(now, grace)]:
-                del self._past[ep]
+            self._past.retire(
+                self.epoch,
+                past,
+                old_leaves=staged.old_leaves,
+                removed=staged.removed,
+                config=self._config,
+                now=now,
+            )
         tree = staged.tree.merge()
         if self._clients is not None:
             update_client_index(self._clients, self._identity, staged.old_leaves, tree)
-        self._enter(
-            EpochState.start(
-                self._cs,
-                self._config,
-                context=staged.context,
-                tree=tree,
-                private=staged.private,
-                secrets=staged.secrets,
-                interim_transcript_hash=staged.interim_transcript_hash,
-                confirmation_tag=staged.confirmation_tag,
-            )
-        )
+        self._enter(staged.merged(self._cs, self._config, tree))
         self._proposals.clear()
         self._pending = None
         self._resumption[self.epoch] = self._secrets.resumption_psk
@@ -1089,16 +1061,7 @@ class Group:
                 resumption_psks=resumption_psks,
             )
             cs = client.suite
-            epoch = EpochState.start(
-                cs,
-                config,
-                context=staged.context,
-                tree=staged.tree,
-                private=staged.private,
-                secrets=staged.secrets,
-                interim_transcript_hash=staged.interim_transcript_hash,
-                confirmation_tag=staged.confirmation_tag,
-            )
+            epoch = staged.epoch_state(cs, config)
             group = cls(client=client, cs=cs, config=config, epoch=epoch, identity=ident)
             if check is not None:
                 check(staged, group)
@@ -1130,7 +1093,7 @@ class Group:
         try:
             config = config or GroupConfig()
             ident = identity or BasicIdentityProvider()
-            built, commit_bytes = external_commit(
+            epoch, commit_bytes = external_commit(
                 client,
                 group_info,
                 ratchet_tree=ratchet_tree,
@@ -1140,21 +1103,8 @@ class Group:
                 resync=resync,
                 authenticated_data=authenticated_data,
             )
-            cs = client.suite
-            nxt = built.next
-            epoch = EpochState.start(
-                cs,
-                config,
-                context=nxt.context,
-                tree=built.diff.merge(),
-                private=built.private,
-                secrets=nxt.secrets,
-                interim_transcript_hash=nxt.interim_transcript_hash,
-                confirmation_tag=nxt.confirmation_tag,
-            )
-            return cls(
-                client=client, cs=cs, config=config, epoch=epoch, identity=ident
-            ), commit_bytes
+            group = cls(client=client, cs=client.suite, config=config, epoch=epoch, identity=ident)
+            return group, commit_bytes
         except MLSError:
             raise
         except Exception as exc:

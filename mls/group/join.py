@@ -32,9 +32,9 @@ from mls.framing.content import Sender
 from mls.framing.message import MLSMessage
 from mls.framing.protection import public_message_from
 from mls.group.client import Client
-from mls.group.commit_builder import BuiltCommit, build_commit
+from mls.group.commit_builder import build_commit
 from mls.group.config import GroupConfig
-from mls.group.epoch import external_init
+from mls.group.epoch import EpochState, external_init
 from mls.group.identity import IdentityProvider, all_matched
 from mls.group.proposal_list import (
     ProposalContext,
@@ -86,6 +86,18 @@ class StagedWelcome:
     key_package_ref: bytes
     #: The reinit or branch resumption PSK the Welcome used, if any (§11.2, §11.3).
     joined_with: PreSharedKeyID | None
+
+    def epoch_state(self, cs: CipherSuite, config: GroupConfig) -> EpochState:
+        return EpochState.start(
+            cs,
+            config,
+            context=self.context,
+            tree=self.tree,
+            private=self.private,
+            secrets=self.secrets,
+            interim_transcript_hash=self.interim_transcript_hash,
+            confirmation_tag=self.confirmation_tag,
+        )
 
 
 def stage_welcome(
@@ -290,9 +302,9 @@ def external_commit(
     psks: Sequence[bytes],
     resync: bool,
     authenticated_data: bytes,
-) -> tuple[BuiltCommit, bytes]:
-    """An external commit (§12.4.3.2) on the public inputs of a GroupInfo: the built commit
-    (the joiner's next epoch) and the encoded PublicMessage to send."""
+) -> tuple[EpochState, bytes]:
+    """An external commit (§12.4.3.2) on the public inputs of a GroupInfo: the joiner's
+    epoch once it is merged, and the encoded PublicMessage to send."""
     msg = decode(MLSMessage, group_info)
     gi = msg.body
     if not isinstance(gi, GroupInfo):
@@ -350,4 +362,15 @@ def external_commit(
         authenticated_data=authenticated_data,
     )
     commit_bytes = MLSMessage(body=public_message_from(cs, built.content, None, ctx)).to_bytes()
-    return built, commit_bytes
+    nxt = built.next
+    epoch = EpochState.start(
+        cs,
+        config,
+        context=nxt.context,
+        tree=built.diff.merge(),
+        private=built.private,
+        secrets=nxt.secrets,
+        interim_transcript_hash=nxt.interim_transcript_hash,
+        confirmation_tag=nxt.confirmation_tag,
+    )
+    return epoch, commit_bytes

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from mls.constants import LeafNodeSource, SenderType
+from mls.crypto import CipherSuite
 from mls.errors import (
     DecodeError,
     InvalidExternalInit,
@@ -28,6 +29,7 @@ from mls.errors import (
     MissingProposal,
     PathRequired,
 )
+from mls.group.config import GroupConfig
 from mls.group.epoch import EpochState, external_init_secret, next_epoch
 from mls.group.proposal_list import (
     CachedProposal,
@@ -42,7 +44,7 @@ from mls.messages.proposals import ReInit, Update
 from mls.schedule.group_context import GroupContext
 from mls.schedule.key_schedule import EpochSecrets, verify_confirmation_tag
 from mls.tree.nodes import LeafNode
-from mls.tree.ratchet_tree import TreeDiff
+from mls.tree.ratchet_tree import RatchetTree, TreeDiff
 from mls.tree.treekem import TreePrivate, apply_update_path, decrypt_update_path
 
 __all__ = ["StagedCommit", "stage_commit"]
@@ -71,6 +73,19 @@ class StagedCommit:
     extensions_changed: bool = False
     #: Leaf -> its LeafNode before this commit, for leaves it changed (late messages).
     old_leaves: dict[int, LeafNode | None] = field(default_factory=dict)
+
+    def merged(self, cs: CipherSuite, config: GroupConfig, tree: RatchetTree) -> EpochState:
+        """The next epoch as the current one, on ``tree`` (this diff, merged)."""
+        return EpochState.start(
+            cs,
+            config,
+            context=self.context,
+            tree=tree,
+            private=self.private,
+            secrets=self.secrets,
+            interim_transcript_hash=self.interim_transcript_hash,
+            confirmation_tag=self.confirmation_tag,
+        )
 
 
 def stage_commit(
