@@ -164,9 +164,16 @@ class Bench:
     async def post(self, url: str, path: str, body: Any, token: str = "") -> Any:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self._next += 1
-        r = await self.pools[self._next % len(self.pools)].post(
-            url + path, json=body, headers=headers
-        )
+        pool = self.pools[self._next % len(self.pools)]
+        for attempt in range(5):
+            try:
+                r = await pool.post(url + path, json=body, headers=headers)
+                break
+            except httpx.TransportError:  # a keep-alive connection closed under us: retry
+                if attempt == 4:
+                    raise
+        if r.status_code == 409 and r.json().get("error") == "duplicate":
+            return r.json()  # a retry of a request that was answered before
         if r.status_code >= 300:
             raise RuntimeError(f"{path}: {r.status_code} {r.text}")
         return r.json()

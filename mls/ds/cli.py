@@ -42,5 +42,6 @@ def run(args: argparse.Namespace) -> int:
         ws_max_size=max(1 << 20, 2 * args.max_message),
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=30,
     )
     return 0

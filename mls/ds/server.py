@@ -337,6 +337,8 @@ class DeliveryService:
     # -- handlers ------------------------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
+        """Alive and the database answers (503 ``database_unavailable`` otherwise)."""
+        await self.store.ping()
         return JSONResponse(
             {"status": "ok", "node": self.config.node, "database": self.store.db.kind}
         )

@@ -81,6 +81,12 @@ class Store:
         self.db = db
         self.limits = limits
 
+    async def ping(self) -> None:
+        def fn(tx: Tx) -> None:
+            tx.execute("SELECT 1")
+
+        await self.db.run(fn)
+
     # -- clients and authentication --------------------------------------------------------
 
     async def register(self, client: Client) -> None:

@@ -80,3 +80,40 @@ def test_one_commit_per_epoch_sqlite_two_processes(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/ds.sqlite3"
     with running(db, tmp_path / "a.log") as a, running(db, tmp_path / "b.log") as b:
         race([a.url, b.url])
+
+
+def test_key_package_claims_across_nodes_postgres(tmp_path: Path) -> None:
+    """Claimers on two nodes at once never get the same KeyPackage (SKIP LOCKED)."""
+    from mls.ds.wire import b64d
+    from tests.ds.test_api import kp_bytes, member
+
+    with (
+        pg_schema() as url,
+        running(url, tmp_path / "a.log", "--node", "a") as a,
+        running(url, tmp_path / "b.log", "--node", "b") as b,
+    ):
+        bob, bob_mls = member(a)
+        fresh = [kp_bytes(bob_mls) for _ in range(6)]
+        r = bob.req("POST", "/v1/key_packages", {"key_packages": [b64e(k) for k in fresh]})
+        assert r.status_code == 201
+        claimers = [DsClient.new(s.url) for s in (a, b, a, b, a, b, a, b)]
+        got: list[bytes | None] = [None] * len(claimers)
+        barrier = threading.Barrier(len(claimers))
+
+        def claim(i: int) -> None:
+            barrier.wait()
+            r = claimers[i].req(
+                "POST", "/v1/key_packages/claim", {"identities": [b64e(bob.identity)]}
+            )
+            if r.status_code == 200:
+                got[i] = b64d(r.json()["key_packages"][0]["key_package"], "kp", max_len=1 << 16)
+            else:
+                assert r.json()["error"] == "no_key_package", r.text
+
+        threads = [threading.Thread(target=claim, args=(i,)) for i in range(len(claimers))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        handed = [k for k in got if k is not None]
+        assert sorted(handed) == sorted(fresh)  # each once, none lost

@@ -62,6 +62,7 @@ def test_server_never_holds_plaintext(tmp_path: Path) -> None:
         chats["alice"].confirm_commit(g, now=NOW)
 
         secrets_sent: list[str] = []
+        wire: list[bytes] = []  # the ciphertexts: stored in the database, never logged
 
         def deliver(n: str) -> list[str]:
             texts = []
@@ -79,6 +80,7 @@ def test_server_never_holds_plaintext(tmp_path: Path) -> None:
             secrets_sent.append(body)
             sent = chats[n].send_text(g, body, now=NOW)
             assert ds[n].post(g, sent.data).status_code == 200
+            wire.append(sent.data)
             for other in names:
                 if other != n:
                     assert deliver(other) == [body]
@@ -104,3 +106,7 @@ def test_server_never_holds_plaintext(tmp_path: Path) -> None:
         assert body.split(":")[1].encode() not in stored
     assert media not in stored
     assert b"confidential" not in stored and b"vault" not in stored
+    log = (tmp_path / "server.log").read_text()
+    assert '"event":"message"' in log  # one line per message, at debug level
+    for data in wire:
+        assert b64e(data) not in log and b64e(data)[-40:] not in log and data.hex()[-40:] not in log
