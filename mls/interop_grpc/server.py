@@ -82,18 +82,23 @@ class _Servicer:
 def build_server(
     service: MLSClientService, host: str = "127.0.0.1", port: int = 0
 ) -> tuple[grpc.Server, int]:
-    """A started-ready (not started) server for ``service`` and the port it bound."""
+    """A server for ``service``, bound but not started, and the port it bound."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=4),
         options=[
             ("grpc.max_receive_message_length", _MAX_MESSAGE),
             ("grpc.max_send_message_length", _MAX_MESSAGE),
+            # A port already in use is an error, not a second server silently sharing it.
+            ("grpc.so_reuseport", 0),
         ],
     )
     pb_grpc.add_MLSClientServicer_to_server(_Servicer(service), server)  # type: ignore[no-untyped-call]
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # grpcio's way of saying the bind failed
+        bound = 0
     if bound == 0:
-        raise OSError(f"cannot listen on {host}:{port}")
+        raise OSError(f"cannot listen on {host}:{port} (in use, or not an address of this host)")
     return server, bound
 
 

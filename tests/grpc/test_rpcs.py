@@ -336,6 +336,14 @@ def test_command_line_serves_until_sigterm() -> None:
         proc.stderr.close()
 
 
+def test_a_port_in_use_is_refused(server: Server) -> None:
+    from mls.interop_grpc.server import build_server
+    from mls.interop_grpc.service import MLSClientService
+
+    with pytest.raises(OSError):
+        build_server(MLSClientService(), "127.0.0.1", server.port)
+
+
 def test_import_mls_needs_no_grpc() -> None:
     code = "import sys, mls, mls.group, mls.interop; assert 'grpc' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

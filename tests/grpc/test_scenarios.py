@@ -114,6 +114,17 @@ def test_first_script_in_every_suite(
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_all_actors_on_one_server(servers: tuple[Server, Server], family: str) -> None:
+    """The runner also places every actor on the same implementation."""
+    name, script = next(iter(load_config(family).items()))
+    before = servers[0].service.state_count
+    coordinator = Coordinator({actor: servers[0].stub for actor in actors_of(script)}, 1, False)
+    coordinator.run(script)
+    assert coordinator.agreements > 0, name
+    assert servers[0].service.state_count == before
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_post_quantum_suites(servers: tuple[Server, Server], family: str) -> None:
     """The post-quantum suites the server advertises (``SupportedCiphersuites``) play too;
     ``change_ciphersuite`` moves from each to suite 1."""
