@@ -31,6 +31,14 @@ def _vectors_run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.network:
+        # Server and client processes need the optional extra [server]; imported only here.
+        try:
+            from mls.app.network.demo import main as run_network_demo
+        except ImportError as exc:
+            print(f"python -m mls demo --network: {exc}; install mls-protocol[server]")
+            return 2
+        return run_network_demo()
     from mls.app.demo import main as run_demo
 
     return run_demo(["--memory"] if args.memory else [])
@@ -123,6 +131,12 @@ def _add_demo(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     p.add_argument(
         "--memory", action="store_true", help="keep client state in memory instead of SQLite"
+    )
+    p.add_argument(
+        "--network",
+        action="store_true",
+        help="the same story across processes: a delivery service and four chat clients on "
+        "loopback (needs the [server] extra)",
     )
     p.set_defaults(func=_demo)
 
