@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 
-from mls.app import ChatClient, MemoryStorage
+from mls.app import ChatClient, ChatConfig, MemoryStorage, ProposalQueued
 from mls.app.disappearing import DISAPPEARING_MESSAGES_EXTENSION
 from mls.codec.buffer import Writer
 from mls.constants import CredentialType, SenderType
@@ -169,6 +169,25 @@ def test_chat_client_refuses_external_proposals() -> None:
     with pytest.raises(UnauthorizedProposal):
         alice.receive(p, now=NOW)
     assert alice.group(b"room").to_bytes() == before
+
+
+def test_chat_client_keeps_an_opted_in_policy_across_a_restart() -> None:
+    config = ChatConfig(
+        group_config=GroupConfig(
+            ratchet_tree_extension=True, external_proposal_policy=allow_external_proposals
+        )
+    )
+    storage = MemoryStorage()
+    alice = ChatClient.create(b"alice", storage, config=config)
+    alice.create_group(b"room", now=NOW)
+    gi = alice.group(b"room").group_info()
+    # The policy is code, not stored state: the reopened client applies its own config again.
+    alice = ChatClient.open(storage, config=config)
+    eve = Client.create(
+        b"eve", 1, capabilities=default_capabilities(extensions=(DISAPPEARING_MESSAGES_EXTENSION,))
+    )
+    ev = alice.receive(Group.new_member_proposal(eve, gi, now=NOW), now=NOW)
+    assert isinstance(ev, ProposalQueued)
 
 
 # == 2. credential successors and unique identities (§5.3.1) ==================================

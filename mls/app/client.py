@@ -353,7 +353,11 @@ class ChatClient:
         self._client = Client.from_bytes(snap.client)
         self._groups = {}
         for gid, rec in snap.groups.items():
-            entry = _Entry(group=Group.from_bytes(rec.state, self._client), timers={})
+            # The options are the client's (the external-proposal policy is code, not state).
+            entry = _Entry(
+                group=Group.from_bytes(rec.state, self._client, config=self._config.group_config),
+                timers={},
+            )
             entry.load_meta(rec.meta)
             entry.previous = rec.previous
             entry.rebuild_roster()
@@ -622,7 +626,10 @@ class ChatClient:
         """A fresh copy of the epoch before our unresolved commit (from ``entry.previous``)."""
         assert entry.previous is not None
         state, meta = cbor2.loads(entry.previous)
-        restored = _Entry(group=Group.from_bytes(bytes(state), self._client), timers={})
+        restored = _Entry(
+            group=Group.from_bytes(bytes(state), self._client, config=self._config.group_config),
+            timers={},
+        )
         restored.load_meta(bytes(meta))
         restored.rebuild_roster()
         restored.call = entry.call
