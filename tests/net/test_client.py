@@ -313,3 +313,27 @@ def test_catch_up_after_server_restart(server: Server, tmp_path: Path) -> None:
             await b.close()
 
     asyncio.run(main())
+
+
+def test_past_epoch_message_within_grace(server: Server, tmp_path: Path) -> None:
+    """A message encrypted in epoch e and ordered after the commit to e+1 still decrypts
+    (the group keeps past epochs as long as the server accepts messages of them)."""
+
+    async def main() -> None:
+        gid, (a, b, c) = await _group(server, tmp_path, b"alice", b"bob", b"carol")
+        try:
+            epoch = b.chat.group(gid).epoch
+            late = b.chat.send_text(gid, "written before the commit", now=b.now())
+            await a.update(gid)
+            await until(lambda: b.chat.group(gid).epoch == c.chat.group(gid).epoch == epoch + 1)
+            async with b._lock:
+                row = b.net.reserve(gid, b"-")
+                seq = await b._post_message(row, gid, late.data)
+            assert seq is not None
+            await until(lambda: texts(c, gid) == ["written before the commit"])
+            await until(lambda: texts(a, gid) == ["written before the commit"])
+        finally:
+            for x in (a, b, c):
+                await x.close()
+
+    asyncio.run(main())

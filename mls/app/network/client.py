@@ -529,6 +529,9 @@ class NetClient:
                     )
                     self.connected.set()
                     delay = 0.05
+                    # Claims of KeyPackages for commits that lost their epoch never reach us
+                    # as a Welcome: look at the pool whenever we (re)connect.
+                    self._spawn(self.refill_key_packages())
                     await self._ws_read(ws)
             except asyncio.CancelledError:
                 raise
