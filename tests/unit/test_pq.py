@@ -227,3 +227,26 @@ def test_missing_primitives_are_reported(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_params_are_plain_data() -> None:
     p = registry.suite_params(0x004F)
     assert isinstance(p, SuiteParams) and p.derive == "hpke-pq"
+
+
+def test_one_stage_kdf_key_schedule_psk_mode_and_export() -> None:
+    from mls.crypto import hpke
+
+    suite = hpke.hpke_suite(0x0020, 0x0011, 0x0003)  # DHKEM(X25519), SHAKE256, ChaCha20Poly1305
+    assert isinstance(suite.kdf, hpke.OneStageKdf)
+    sk, pk = suite.kem.derive_key_pair(b"\x09" * 32)
+    psk, psk_id = b"p" * 32, b"id"
+    enc, sender = suite.setup_sender(
+        hpke.MODE_PSK, pk, b"info", b"\x0a" * 32, psk=psk, psk_id=psk_id
+    )
+    receiver = suite.setup_receiver(hpke.MODE_PSK, enc, sk, b"info", psk=psk, psk_id=psk_id)
+    assert receiver.open(b"aad", sender.seal(b"aad", b"pt")) == b"pt"
+    assert sender.export(b"ctx", 40) == receiver.export(b"ctx", 40) != sender.export(b"ctx2", 40)
+    wrong = suite.setup_receiver(hpke.MODE_PSK, enc, sk, b"info", psk=b"q" * 32, psk_id=psk_id)
+    with pytest.raises(DecryptFailed):
+        wrong.open(b"aad", sender.seal(b"aad", b"pt"))
+    # MLS needs Extract/Expand: a one-stage KDF is refused for a cipher suite.
+    with pytest.raises(UnsupportedError):
+        hpke.kdf_by_id(0x0011)
+    with pytest.raises(UnsupportedError, match="TurboSHAKE"):
+        hpke.hpke_kdf_by_id(0x0013)
