@@ -433,7 +433,9 @@ def kem_by_id(kem_id: int, derive: str = DERIVE_HPKE_PQ) -> Kem:
 def _variant(kem_id: int, derive: str) -> Kem:
     if kem_id == KEM_XWING.kem_id:
         return XWing(derive)
-    return MlKem(768 if kem_id == 0x0041 else 1024, derive)
+    if kem_id in (KEM_MLKEM768.kem_id, KEM_MLKEM1024.kem_id):
+        return MlKem(768 if kem_id == KEM_MLKEM768.kem_id else 1024, derive)
+    raise UnsupportedError(f"HPKE KEM 0x{kem_id:04x} has only the hpke-pq DeriveKeyPair")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -92,6 +92,8 @@ def test_derive_key_pair_variants() -> None:
     assert pq.KEM_XWING.derive_key_pair(ikm)[0] != hashlib.shake_256(ikm).digest(32)
     with pytest.raises(UnsupportedError):
         pq.XWing("unknown")
+    with pytest.raises(UnsupportedError):  # ts-mls has no NIST-curve hybrids
+        pq.kem_by_id(0x0050, pq.DERIVE_TS_MLS_1)
 
 
 def test_unsupported_kems_say_why() -> None:
