@@ -245,7 +245,10 @@ class Chat:
                 who = chat_line.sender.decode("utf-8", "replace")
                 reacts = " ".join(r for _, r in chat_line.reactions)
                 edited = " (edited)" if chat_line.edited else ""
-                self.say(f"  {who}: {chat_line.text}{edited} {reacts}".rstrip())
+                left = ""
+                if chat_line.expires_at is not None:
+                    left = f" [expires in {max(0, chat_line.expires_at - c.now())}s]"
+                self.say(f"  {who}: {chat_line.text}{edited} {reacts}".rstrip() + left)
         else:
             raise ValueError(f"unknown command /{cmd} (/help lists them)")
         return True
