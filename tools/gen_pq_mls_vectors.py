@@ -34,7 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mls.codec.wire import encode
+from mls.codec.wire import decode, encode
+from mls.constants import ContentType
 from mls.crypto import (
     CipherSuite,
     CryptoProvider,
@@ -47,6 +48,7 @@ from mls.crypto import (
     sign_with_label,
 )
 from mls.framing.message import MLSMessage
+from mls.framing.public import PublicMessage
 from mls.group import Client, Group, GroupConfig
 from mls.messages.proposals import Add, Remove, Update, encode_proposal
 from mls.schedule.group_context import GroupContext
@@ -212,8 +214,6 @@ def secret_tree(sid: int, n_leaves: int) -> dict[str, Any]:
     sd_secret, sample, enc_secret = r(cs.hash_len), r(cs.aead_key_len), r(cs.hash_len)
     key, nonce = sender_data_key_nonce(cs, sd_secret, sample)
     tree = SecretTree(cs, enc_secret, n_leaves)
-    from mls.constants import ContentType
-
     leaves = []
     for i in range(n_leaves):
         entries = []
@@ -260,7 +260,7 @@ def tree_operations(sid: int) -> list[dict[str, Any]]:
     cases = []
 
     def case(proposal: Any, sender: int, apply: Callable[[Any], None]) -> dict[str, Any]:
-        tree = RatchetTree.decode(cs, before)  # a fresh tree per case (merge keeps the diff)
+        tree = RatchetTree.decode(cs, before)  # a fresh tree per case: merge() changes it
         hash_before = tree.tree_hash()
         diff = tree.diff()
         apply(diff)
@@ -287,11 +287,8 @@ def tree_operations(sid: int) -> list[dict[str, Any]]:
 
 
 def _proposal_of(wire: bytes) -> Any:
-    from mls.codec.wire import decode
-    from mls.framing.public import PublicMessage
-
     msg = decode(MLSMessage, wire)
-    assert isinstance(msg.body, PublicMessage), "proposals are PublicMessages by default"
+    assert isinstance(msg.body, PublicMessage), "the group sends public handshake messages"
     return msg.body.content.content
 
 
