@@ -163,6 +163,23 @@ def test_future_epoch_buffered(server: Server, tmp_path: Path) -> None:
             assert drain(c) == []
             assert texts(c, gid) == ["in the new epoch"]
             assert c.chat.group(gid).epoch_authenticator == a.chat.group(gid).epoch_authenticator
+            # Two commits and a message, all handed over in reverse: each waits for the one
+            # before it, then all are handled once, in order.
+            await a.update(gid)
+            await a.update(gid)
+            await a.send_text(gid, "two epochs later")
+            j = await c._request("GET", f"/v1/inbox?after={c.chat.cursor}")
+            entries = j["entries"]
+            assert [e["kind"] for e in entries] == ["commit", "commit", "application"]
+            async with c._lock:
+                c._handle_entries(entries[:0:-1])
+                assert c.buffered() == 2 and drain(c) == []
+                c._handle_entries(entries[:1])
+            got = drain(c)
+            assert [d.seq for d in got] == [e["seq"] for e in entries]
+            assert all(d.refused is None for d in got) and c.buffered() == 0
+            assert texts(c, gid) == ["in the new epoch", "two epochs later"]
+            assert c.chat.group(gid).epoch_authenticator == a.chat.group(gid).epoch_authenticator
         finally:
             for x in (a, b, c):
                 await x.close()

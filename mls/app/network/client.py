@@ -205,6 +205,8 @@ class NetClient:
     _http: httpx.AsyncClient | None = None
     _ws_task: asyncio.Task[None] | None = None
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    _draining: set[int] = field(default_factory=set)
+    _kp_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     #: Counters: ``lost_epochs`` (our commit refused, another won), ``echoes`` (our commit
     #: answered ``duplicate``: taken before), ``buffered`` (future-epoch entries held back).
@@ -380,6 +382,10 @@ class NetClient:
     async def refill_key_packages(self) -> int:
         """Publish KeyPackages up to the target when the pool is low, and a last-resort one
         when none is on the server. Their private keys are stored before they are sent."""
+        async with self._kp_lock:  # one refill at a time: no double top-up
+            return await self._refill()
+
+    async def _refill(self) -> int:
         j = await self._request("GET", "/v1/key_packages")
         fresh, last_resort = int(j["available"]), int(j["last_resort"])
         async with self._lock:
@@ -476,13 +482,17 @@ class NetClient:
             progress = False
             epoch = self.chat.group(gid).epoch
             for b in self.net.buffered(gid):
-                if b.epoch > epoch:
+                if b.epoch > epoch or b.seq in self._draining:
                     continue
                 # Past the cursor: processed with its seq; behind it (buffered while later
                 # entries moved on): without, and a second copy after a crash fails to decrypt.
                 seq = b.seq if b.seq > self.chat.cursor else None
-                self._receive(b.data, seq, b.group_seq)
-                self.net.unbuffer(b.seq)
+                self._draining.add(b.seq)  # a commit drains again from inside _receive
+                try:
+                    self._receive(b.data, seq, b.group_seq)
+                    self.net.unbuffer(b.seq)
+                finally:
+                    self._draining.discard(b.seq)
                 progress = True
                 break
 
