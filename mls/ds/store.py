@@ -436,29 +436,31 @@ class Store:
         identity order, so concurrent fan-outs cannot deadlock on PostgreSQL)."""
         if not recipients:
             return
-        for i in range(0, len(recipients), 500):
-            chunk = recipients[i : i + 500]
+        for i in range(0, len(recipients), 100):
+            chunk = recipients[i : i + 100]
             marks = ",".join("?" * len(chunk))
             if tx.postgres:
-                tx.execute(
-                    f"SELECT identity FROM ds_clients WHERE identity IN ({marks}) "  # noqa: S608
-                    "ORDER BY identity",
+                # The subquery locks the rows in identity order before any is updated.
+                rows = tx.execute(
+                    "UPDATE ds_clients SET last_seq = last_seq + 1 WHERE identity IN ("  # noqa: S608
+                    f"SELECT identity FROM ds_clients WHERE identity IN ({marks}) "
+                    "ORDER BY identity FOR UPDATE) RETURNING identity, last_seq",
                     chunk,
-                    lock="update",
                 )
-            rows = tx.execute(
-                f"UPDATE ds_clients SET last_seq = last_seq + 1 "  # noqa: S608
-                f"WHERE identity IN ({marks}) RETURNING identity, last_seq",
-                chunk,
-            )
-            tx.executemany(
-                "INSERT INTO ds_inbox (identity, seq, kind, group_id, group_seq, epoch, data) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(bytes(r[0]), int(r[1]), kind, group_id, group_seq, epoch, data) for r in rows],
-            )
+            else:
+                rows = tx.execute(
+                    f"UPDATE ds_clients SET last_seq = last_seq + 1 "  # noqa: S608
+                    f"WHERE identity IN ({marks}) RETURNING identity, last_seq",
+                    chunk,
+                )
+            values = ",".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+            params: list[object] = []
             for r in rows:
+                params += (bytes(r[0]), int(r[1]), kind, group_id, group_seq, epoch, data)
                 entry = Entry(int(r[1]), kind, group_id, group_seq, epoch, data)
                 tx.woken.setdefault(bytes(r[0]), []).append(entry)
+            insert = "INSERT INTO ds_inbox (identity, seq, kind, group_id, group_seq, epoch, data) "
+            tx.execute(insert + "VALUES " + values, params)
 
     async def put_group_info(
         self, identity: bytes, group_id: bytes, info: bytes, epoch: int
