@@ -1,8 +1,8 @@
 """Group calls: SFrame media encryption keyed from an MLS group (RFC 9605 §5.2).
 
-:class:`GroupExporter` adapts a :class:`~mls.group.Group` to the small
-:class:`~mls.sframe.keys.Exporter` Protocol that ``mls.sframe`` declares, and :class:`GroupCall`
-binds one member's :class:`~mls.sframe.SFrameContext` to the group's epochs:
+:class:`GroupCall` binds one member's :class:`~mls.sframe.SFrameContext` to a
+:class:`~mls.group.Group`'s epochs; the group itself is the :class:`~mls.sframe.keys.Exporter`
+that ``mls.sframe`` declares (:class:`GroupExporter`, a view of it, is kept for callers):
 
 - every epoch's ``base_key`` is ``MLS-Exporter("SFrame 1.0 Base Key", "", AEAD.Nk)`` and each
   member's KID packs its leaf index and the epoch's low ``E`` bits (§5.2);
@@ -37,7 +37,8 @@ DEFAULT_SFRAME_SUITE = AES_128_GCM_SHA256_128
 
 
 class GroupExporter:
-    """A live :class:`~mls.sframe.keys.Exporter` view of a :class:`~mls.group.Group`."""
+    """A live :class:`~mls.sframe.keys.Exporter` view of a :class:`~mls.group.Group` (a
+    ``Group`` is one already; kept for existing callers)."""
 
     __slots__ = ("_group",)
 
@@ -94,7 +95,7 @@ class GroupCall:
             replay_window=replay_window,
             max_receivers=max_receivers,
         )
-        sframe.epoch_changed(GroupExporter(group), now=now)
+        sframe.epoch_changed(group, now=now)
         self._check_context(sframe)
         self._sframe = sframe
 
@@ -137,7 +138,7 @@ class GroupCall:
     def epoch_changed(self, group: Group, *, now: int) -> None:
         """Switch to the group's current epoch (call after every merged commit)."""
         if self._sframe.epoch is not None and group.epoch != self._sframe.epoch:
-            self._sframe.epoch_changed(GroupExporter(group), now=now)
+            self._sframe.epoch_changed(group, now=now)
 
     def leave(self) -> None:
         """Forget every key (the member left or was removed)."""

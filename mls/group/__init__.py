@@ -2,6 +2,28 @@
 
 ``Client`` holds a signature identity and its KeyPackages; ``Group`` is one member's view of a
 group. Local operations return bytes; ``Group.process`` returns one typed event.
+
+Modules, lowest first (each imports only those before it; ``tests/test_layers.py``):
+
+- ``config``, ``events``: options and the typed results.
+- ``identity``: the Authentication Service hook (``IdentityProvider``, basic and X.509).
+- ``validation``: the §7.3, §10.1, §12.1 and §12.2 checks.
+- ``epoch``: the current epoch (``EpochState``), past epochs, the key schedule step (§8).
+- ``proposal_list``: the proposal cache, one ``validate`` for every proposal, §12.3.
+- ``snapshot``: stored state as plain values and versioned CBOR.
+- ``client``: ``Client``.
+- ``receive``: PrivateMessage/PublicMessage to ``VerifiedContent`` (§6).
+- ``staged_commit``: a received commit, staged (§12.4.2).
+- ``external``: messages from outside the group (§12.1.8).
+- ``commit_builder``: one commit builder for members and external joiners (§12.4.1, §12.4.3).
+- ``join``: Welcome and external commit (§12.4.3.1, §12.4.3.2).
+- ``group``: ``Group``: the state, the lifecycle and the public operations.
+
+Incoming messages::
+
+    bytes -decode-> MLSMessage -receive.unprotect_*-> VerifiedContent (+ accept)
+          -Group._dispatch-> application | proposal (cached) | commit
+          -staged_commit.stage_commit-> StagedCommit -accept(); Group._merge-> CommitMerged
 """
 
 from __future__ import annotations

@@ -37,6 +37,14 @@ def calls(w: World, *names: str) -> dict[str, GroupCall]:
     return {n: w[n].start_call(GROUP, now=w.now) for n in names}
 
 
+def test_group_is_the_sframe_exporter(world: World) -> None:
+    # GroupCall hands the Group itself to mls.sframe (mypy checks the Protocol in calls.py).
+    group = world["bob"].group(GROUP)
+    exporter: Exporter = group
+    assert exporter.leaf_count == group.tree.n_leaves
+    assert exporter.export_secret("x", b"c", 16) == group.export_secret("x", b"c", 16)
+
+
 def test_group_exporter_satisfies_the_sframe_protocol(world: World) -> None:
     group = world["bob"].group(GROUP)
     exporter: Exporter = GroupExporter(group)
