@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from mls.app.client import GroupUpdated, MessageReceived
-from mls.app.network import NetClient, NetStore
+from mls.app.network import DeliveryError, NetClient, NetConfig, NetStore
 from tests.ds.helpers import Server
 from tests.net.helpers import Hooked, drain, is_commit, texts, until
 
@@ -352,5 +352,41 @@ def test_past_epoch_message_within_grace(server: Server, tmp_path: Path) -> None
         finally:
             for x in (a, b, c):
                 await x.close()
+
+    asyncio.run(main())
+
+
+def test_commit_during_outage_resolved_on_next_send(server: Server, tmp_path: Path) -> None:
+    """The server cannot be reached when our commit is posted: the commit stays unresolved
+    (neither lost nor merged for good); the next send posts it first, then the message."""
+    hook = Hooked()
+
+    async def main() -> None:
+        gid, (a, b) = await _group(server, tmp_path, b"alice", b"bob", alice=hook)
+        a.config = NetConfig(http_attempts=2)
+        down = True
+
+        async def outage(request: httpx.Request) -> None:
+            if is_commit(request) and down:
+                raise httpx.ConnectError("connection refused", request=request)
+
+        hook.before = outage
+        try:
+            epoch = a.chat.group(gid).epoch
+            with pytest.raises(DeliveryError) as info:
+                await a.update(gid)
+            assert info.value.code == "unreachable"
+            assert a.chat.has_unresolved_commit(gid)
+            down = False
+            hook.commits.clear()
+            await a.send_text(gid, "after the outage")
+            assert hook.commits == [200]
+            assert not a.chat.has_unresolved_commit(gid)
+            assert a.chat.group(gid).epoch == epoch + 1
+            await until(lambda: texts(b, gid) == ["after the outage"])
+            assert b.chat.group(gid).epoch_authenticator == a.chat.group(gid).epoch_authenticator
+        finally:
+            await a.close()
+            await b.close()
 
     asyncio.run(main())

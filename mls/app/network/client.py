@@ -542,6 +542,7 @@ class NetClient:
                     # Claims of KeyPackages for commits that lost their epoch never reach us
                     # as a Welcome: look at the pool whenever we (re)connect.
                     self._spawn(self.refill_key_packages())
+                    self._spawn(self._recover())
                     await self._ws_read(ws)
             except asyncio.CancelledError:
                 raise
@@ -623,6 +624,8 @@ class NetClient:
             claimed: dict[bytes, bytes] = {}
             for _ in range(self.config.commit_attempts):
                 await self._sync()  # the winner of a lost epoch, and anything before it
+                if self.chat.has_unresolved_commit(gid):  # an earlier answer never came
+                    await self._resume_commits()
                 chat = self.chat
                 if gid not in chat.group_ids():
                     raise InvalidState(f"not a member of group {gid.hex()}")
@@ -692,6 +695,14 @@ class NetClient:
         self._drain(gid)
         return ev
 
+    async def _recover(self) -> None:
+        """After a reconnect: what an unreachable server left behind (a commit whose answer
+        never came, messages not accepted) is posted again."""
+        async with self._lock:
+            with contextlib.suppress(DeliveryError):
+                await self._resume_commits()
+                await self._flush_outbox()
+
     async def _resume_commits(self) -> None:
         """After a restart: post again the commits that were in flight (the lock is held)."""
         chat = self.chat
@@ -728,7 +739,8 @@ class NetClient:
         """Encrypt, store and post ``content``. The content is written to the outbox before
         it is encrypted, so a crash at any point leaves it to be sent on the next open."""
         async with self._lock:
-            self.chat.group(group_id)  # InvalidState if we are not in the group
+            if self.chat.has_unresolved_commit(group_id):  # InvalidState if not a member
+                await self._resume_commits()
             row = self.net.reserve(group_id, content.to_cbor())
             try:
                 sent = self.chat.send(group_id, content, now=self.now())
