@@ -39,9 +39,13 @@ class XWingMachine(GroupMachine):
 
     @initialize(size=st.integers(1, 4), private=st.booleans())
     def setup(self, size: int, private: bool) -> None:
-        self.h = GroupHarness.with_members(
-            size, suite=self.suite, config=GroupConfig(private_handshake=private, past_epochs=1)
+        # The machine delivers application messages after later commits, also after their
+        # sender's removal: the delivery the "flag" policy is for (the default "refuse" raises
+        # RemovedSender for them, which the inherited rules do not expect).
+        config = GroupConfig(
+            private_handshake=private, past_epochs=1, removed_sender_messages="flag"
         )
+        self.h = GroupHarness.with_members(size, suite=self.suite, config=config)
 
     @invariant()
     def in_the_pq_suite(self) -> None:
