@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from mls.app.client import GroupUpdated, Joined, MessageReceived
 from mls.app.content import SinglePart
 from mls.app.network import DeliveryError, NetClient, NetConfig
+from mls.app.network.client import b64e
 from mls.codec import decode
 from mls.errors import InvalidState
 from mls.framing.message import MLSMessage
@@ -133,7 +134,7 @@ async def run_race(
         for _ in range(2):
             for m in members:
                 await m.client.sync()
-        state = await creator._request("GET", f"/v1/groups/{_b64(gid)}")
+        state = await creator._request("GET", f"/v1/groups/{b64e(gid)}")
         for m in members:
             _collect(m, gid)
         stats["conflicts"] = sum(m.client.stats["lost_epochs"] for m in members)
@@ -141,12 +142,6 @@ async def run_race(
     finally:
         for m in members:
             await m.client.close()
-
-
-def _b64(data: bytes) -> str:
-    import base64
-
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def check(outcome: Outcome, gid: bytes = b"race") -> None:

@@ -75,7 +75,6 @@ def _body(m: StoredMessage) -> tuple[str, str]:
 @dataclass
 class Chat:
     client: NetClient
-    out: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     current: bytes | None = None
     #: number shown -> (group, message id, expires_at)
     shown: dict[int, tuple[bytes, bytes, int | None]] = field(default_factory=dict)
