@@ -270,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1024", help="comma-separated member counts (full tree)")
     ap.add_argument("--suite", type=int, default=1)
+    ap.add_argument("--ops", default=",".join(OPS), help="comma-separated subset of " + str(OPS))
     ap.add_argument("--json", metavar="FILE")
     ap.add_argument("--md", metavar="FILE")
     ap.add_argument("--child", metavar="SPEC", help=argparse.SUPPRESS)
@@ -295,12 +296,13 @@ def main(argv: list[str] | None = None) -> int:
             log(f"n={n}: building and counting natively")
             counts = prepare(n, args.suite, work)
             log(f"n={n}: measuring under callgrind")
+            ops = [op for op in args.ops.split(",") if op in OPS]
             instr = {}
-            for op in OPS:
+            for op in ops:
                 spec = {"mode": "ops", "suite": args.suite, "dir": str(work), "ops": [op]}
                 (got,) = _callgrind(spec, tmp, f"{op}-{n}")
                 instr[op] = got
-            for op in OPS:
+            for op in ops:
                 rows.append({"n": n, "op": op, "instructions": instr[op], "counts": counts[op]})
         log("pricing primitives (after)")
         after = price(args.suite, tmp, "prims-after")

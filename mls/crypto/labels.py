@@ -17,6 +17,8 @@ from mls.errors import UsageError
 
 __all__ = [
     "decrypt_with_label",
+    "encode_label",
+    "encode_opaque",
     "derive_secret",
     "derive_tree_secret",
     "encrypt_with_label",
@@ -25,6 +27,7 @@ __all__ = [
     "make_proposal_ref",
     "ref_hash",
     "sign_with_label",
+    "tree_secret_heads",
     "verify_with_label",
 ]
 
@@ -51,6 +54,12 @@ def _opaque(data: bytes) -> bytes:
     return (bytes((n,)) if n < 0x40 else encode_varint(n)) + data
 
 
+#: ``opaque<V>`` of ``"MLS 1.0 " + label`` and of any bytes, for callers that build a KDFLabel
+#: head once (the per-message paths).
+encode_label = _label
+encode_opaque = _opaque
+
+
 def expand_with_label(
     cs: CipherSuite, secret: bytes, label: str, context: bytes, length: int
 ) -> bytes:
@@ -75,6 +84,16 @@ def derive_tree_secret(
     """DeriveTreeSecret (RFC 9420 §9): ExpandWithLabel(secret, label, uint32 generation, L)."""
     info = length.to_bytes(2, "big") + _label(label) + b"\x04" + generation.to_bytes(4, "big")
     return cs.kdf_expand(secret, info, length)
+
+
+def tree_secret_heads(key_len: int, nonce_len: int, hash_len: int) -> tuple[bytes, bytes, bytes]:
+    """The constant part of the three DeriveTreeSecret KDFLabels of a ratchet step (§9.1),
+    ``"key"``, ``"nonce"`` and ``"secret"``: each KDFLabel is its head followed by the uint32
+    generation (context length 4). Built once per suite, since a step runs per message."""
+    return tuple(  # type: ignore[return-value]
+        n.to_bytes(2, "big") + _label(label) + b"\x04"
+        for label, n in (("key", key_len), ("nonce", nonce_len), ("secret", hash_len))
+    )
 
 
 def _sign_content(label: str, content: bytes) -> bytes:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mls.crypto import CipherSuite
-from mls.crypto.labels import derive_secret, expand_with_label
+from mls.crypto.labels import derive_secret, encode_label, encode_opaque, expand_with_label
 from mls.errors import BadConfirmationTag
 
 __all__ = [
@@ -174,6 +174,19 @@ def sender_data_key_nonce(
     The sample is the first ``KDF.Nh`` bytes of the content ciphertext, or all of it if shorter.
     """
     sample = ciphertext[: cs.hash_len]
-    key = expand_with_label(cs, sender_data_secret, "key", sample, cs.aead_key_len)
-    nonce = expand_with_label(cs, sender_data_secret, "nonce", sample, cs.aead_nonce_len)
-    return key, nonce
+    # ExpandWithLabel(sender_data_secret, "key" / "nonce", sample, Nk / Nn): the KDFLabel
+    # heads are constant per suite and this runs twice per PrivateMessage.
+    heads = _SENDER_DATA_HEADS.get((cs.aead_key_len, cs.aead_nonce_len))
+    if heads is None:
+        heads = _SENDER_DATA_HEADS[(cs.aead_key_len, cs.aead_nonce_len)] = (
+            cs.aead_key_len.to_bytes(2, "big") + encode_label("key"),
+            cs.aead_nonce_len.to_bytes(2, "big") + encode_label("nonce"),
+        )
+    context = encode_opaque(sample)
+    return (
+        cs.kdf_expand(sender_data_secret, heads[0] + context, cs.aead_key_len),
+        cs.kdf_expand(sender_data_secret, heads[1] + context, cs.aead_nonce_len),
+    )
+
+
+_SENDER_DATA_HEADS: dict[tuple[int, int], tuple[bytes, bytes]] = {}

@@ -36,7 +36,7 @@ from __future__ import annotations
 from mls.codec import Buffer, Writer
 from mls.constants import ContentType
 from mls.crypto import CipherSuite
-from mls.crypto.labels import derive_tree_secret, expand_with_label
+from mls.crypto.labels import expand_with_label, tree_secret_heads
 from mls.errors import (
     DecodeError,
     GenerationOutOfWindow,
@@ -199,6 +199,7 @@ class SecretTree:
 
     __slots__ = (
         "_cs",
+        "_heads",
         "_leaf_count",
         "_max_forward",
         "_nodes",
@@ -242,6 +243,7 @@ class SecretTree:
         self._own_leaf = own_leaf
         self._window = window
         self._max_forward = max_forward
+        self._heads = tree_secret_heads(cs.aead_key_len, cs.aead_nonce_len, cs.hash_len)
         # Root of the smallest complete tree with >= leaf_count leaves (Appendix C).
         self._root = (1 << (leaf_count - 1).bit_length()) - 1
         # node index -> tree_node_[N]_secret, only for secrets not yet deleted.
@@ -332,11 +334,18 @@ class SecretTree:
     # -- ratchet steps --------------------------------------------------------------------------
 
     def _step(self, secret: bytes, generation: int) -> tuple[bytes, bytes, bytes]:
-        """``(key, nonce, next ratchet secret)`` from ``ratchet_secret_[generation]`` (§9.1)."""
+        """``(key, nonce, next ratchet secret)`` from ``ratchet_secret_[generation]`` (§9.1):
+        DeriveTreeSecret with the labels "key", "nonce" and "secret", their KDFLabel heads
+        built once (this runs for every message sent and received)."""
         cs = self._cs
-        key = derive_tree_secret(cs, secret, "key", generation, cs.aead_key_len)
-        nonce = derive_tree_secret(cs, secret, "nonce", generation, cs.aead_nonce_len)
-        return key, nonce, derive_tree_secret(cs, secret, "secret", generation, cs.hash_len)
+        heads = self._heads
+        gen = generation.to_bytes(4, "big")
+        expand = cs.kdf_expand
+        return (
+            expand(secret, heads[0] + gen, cs.aead_key_len),
+            expand(secret, heads[1] + gen, cs.aead_nonce_len),
+            expand(secret, heads[2] + gen, cs.hash_len),
+        )
 
     def _prune(self, r: _Ratchet) -> None:
         # Drop skipped keys that fell more than `window` behind the newest generation.
@@ -416,12 +425,14 @@ class SecretTree:
         secret = r.secret
         keep_from = generation - self._window
         skipped: list[tuple[int, tuple[bytes, bytes]]] = []
+        heads = self._heads
         for j in range(base, generation):
+            gen = j.to_bytes(4, "big")
             if j >= keep_from:
-                key = derive_tree_secret(cs, secret, "key", j, cs.aead_key_len)
-                nonce = derive_tree_secret(cs, secret, "nonce", j, cs.aead_nonce_len)
+                key = cs.kdf_expand(secret, heads[0] + gen, cs.aead_key_len)
+                nonce = cs.kdf_expand(secret, heads[1] + gen, cs.aead_nonce_len)
                 skipped.append((j, (key, nonce)))
-            secret = derive_tree_secret(cs, secret, "secret", j, cs.hash_len)
+            secret = cs.kdf_expand(secret, heads[2] + gen, cs.hash_len)
         key, nonce, next_secret = self._step(secret, generation)
         return PendingKey(
             tree=self,
