@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 
-from mls.app import ChatClient, ChatConfig, MemoryStorage, ProposalQueued
+from mls.app import ChatClient, ChatConfig, MemoryStorage, MessageReceived, ProposalQueued
 from mls.app.disappearing import DISAPPEARING_MESSAGES_EXTENSION
 from mls.codec.buffer import Writer
 from mls.constants import CredentialType, SenderType
@@ -552,3 +552,26 @@ def test_exporter_label_must_be_text() -> None:
     h = _three()
     with pytest.raises(UsageError):
         h.members[0].export_secret("bad \ud800 label", b"", 32)
+
+
+def test_chat_client_reports_a_flagged_late_message() -> None:
+    config = ChatConfig(
+        group_config=GroupConfig(ratchet_tree_extension=True, removed_sender_messages="flag")
+    )
+    alice, bob, carol = (
+        ChatClient.create(name, MemoryStorage(), config=config)
+        for name in (b"alice", b"bob", b"carol")
+    )
+    alice.create_group(b"room", now=NOW)
+    kps = [c.publish_key_packages(1, now=NOW)[0] for c in (bob, carol)]
+    out = alice.commit(b"room", add=kps, now=NOW)
+    alice.confirm_commit(b"room", now=NOW)
+    assert out.welcome is not None
+    for c in (bob, carol):
+        c.receive(out.welcome, now=NOW)
+    late = carol.send_text(b"room", "sent before the removal arrived", now=NOW).data
+    removal = alice.commit(b"room", remove=[b"carol"], now=NOW)
+    alice.confirm_commit(b"room", now=NOW)
+    bob.receive(removal.commit, now=NOW)
+    ev = bob.receive(late, now=NOW)
+    assert isinstance(ev, MessageReceived) and ev.sender_removed

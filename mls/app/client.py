@@ -172,6 +172,10 @@ class MessageReceived:
     group_id: bytes
     message: StoredMessage
     content: MimiContent
+    #: The sender was removed since and this message may postdate its removal (only with
+    #: ``GroupConfig(removed_sender_messages="flag")``; see ``ApplicationMessage``): show it
+    #: only if the delivery service ordered it before the removing commit.
+    sender_removed: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -930,7 +934,12 @@ class ChatClient:
             outgoing=False,
             content=ev.data,
         )
-        return MessageReceived(group_id=gid, message=stored, content=content), [stored]
+        return (
+            MessageReceived(
+                group_id=gid, message=stored, content=content, sender_removed=ev.sender_removed
+            ),
+            [stored],
+        )
 
     def _on_commit(self, entry: _Entry, ev: CommitMerged) -> GroupUpdated:
         group = entry.group
