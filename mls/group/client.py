@@ -32,9 +32,10 @@ __all__ = [
 LAST_RESORT_EXTENSION = 0x000A
 
 # Lifetime of our KeyPackages: valid from an hour in the past (peers with clock skew still accept
-# it, §7.2) to 90 days ahead.
+# it, §7.2) to 12 weeks ahead: a total of 84 days and an hour, the most some implementations
+# accept (OpenMLS caps the total there), so our leaves are accepted everywhere.
 NOT_BEFORE_SKEW = 3600
-DEFAULT_LIFETIME = 90 * 24 * 3600
+DEFAULT_LIFETIME = 84 * 24 * 3600
 
 ALL_SUITES = (1, 2, 3, 4, 5, 6, 7)
 _DEFAULT_EXTENSION_TYPES = frozenset(int(e) for e in ExtensionType)

@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 #: §7.2: the longest total lifetime (not_after - not_before) accepted for a LeafNode: a year,
-#: room for every implementation's default KeyPackage lifetime (ours is 90 days).
+#: room for every implementation's default KeyPackage lifetime (ours: 84 days and an hour).
 DEFAULT_MAX_LIFETIME = 366 * 24 * 3600
 
 
