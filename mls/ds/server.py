@@ -50,6 +50,8 @@ __all__ = ["DsConfig", "create_app"]
 
 MAX_ID = 255  # identities and group ids: opaque<1..255>
 MAX_INT = (1 << 63) - 1
+# A group registered at a later epoch could not count its commits in a signed 64-bit column.
+MAX_EPOCH = 1 << 62
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -194,7 +196,7 @@ async def _read_json(request: Request, limit: int) -> dict[str, Any]:
             raise Refused(413, "too_large", f"request bodies are at most {limit} bytes")
     try:
         obj = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise Refused(400, "bad_request", "the body is not JSON") from None
     if not isinstance(obj, dict):
         raise Refused(400, "bad_request", "the body must be a JSON object")
@@ -449,7 +451,7 @@ class DeliveryService:
         identity = await self.authenticate(request)
         body = await _read_json(request, self.config.max_body)
         gid = _bytes(body, "group_id", MAX_ID)
-        epoch = _int(body, "epoch", default=0)
+        epoch = _int(body, "epoch", default=0, hi=MAX_EPOCH)
         await self.store.create_group(identity, gid, epoch)
         self.metrics.accepted["group"] += 1
         log_event("create_group", client=b64e(identity), group=b64e(gid))
@@ -585,7 +587,7 @@ class DeliveryService:
             if not isinstance(msg, dict) or msg.get("type") != "auth":
                 raise Refused(400, "bad_request", 'the first message must be {"type": "auth"}')
             return await self.identity_of_token(msg.get("token")), msg
-        except (ValueError, KeyError, TimeoutError):
+        except (ValueError, KeyError, TimeoutError, RecursionError):
             await self._ws_close(ws, Refused(400, "bad_request", "expected an auth message"))
             raise WebSocketDisconnect(4400) from None
         except Refused as exc:
@@ -652,7 +654,7 @@ class DeliveryService:
                     self.limiter.take(identity)
                     acks.append(_int(msg, "seq"))
                     ack_wanted.set()
-                except ValueError:
+                except (ValueError, RecursionError):
                     await ws.send_text(
                         json.dumps({"type": "error", "error": "bad_request", "message": "not JSON"})
                     )
