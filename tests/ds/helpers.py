@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,10 +230,10 @@ class DsClient:
         gid: bytes,
         data: bytes,
         *,
-        added: list[bytes] = (),  # type: ignore[assignment]
-        removed: list[bytes] = (),
+        added: Sequence[bytes] = (),
+        removed: Sequence[bytes] = (),
         welcome: bytes | None = None,
-    ) -> httpx.Response:  # type: ignore[assignment]
+    ) -> httpx.Response:
         body: dict[str, Any] = {
             "commit": b64e(data),
             "added": [b64e(a) for a in added],

@@ -12,6 +12,7 @@ from websockets.sync.client import connect
 
 from mls.app import ChatClient, MessageReceived
 from mls.app.storage import MemoryStorage
+from mls.app.view import describe
 from mls.ds.wire import b64d, b64e
 from tests.ds.helpers import DsClient, Server, data_of
 
@@ -69,7 +70,7 @@ def test_server_never_holds_plaintext(tmp_path: Path) -> None:
             for e in ds[n].fetch_all(after=chats[n].cursor):
                 ev = chats[n].receive(data_of(e), now=NOW, seq=e["seq"])
                 if isinstance(ev, MessageReceived):
-                    texts.append(ev.content.nested_part.body.content.decode())  # type: ignore[union-attr]
+                    texts.append(describe(ev.content))
             ds[n].ack(chats[n].cursor)
             return texts
 
