@@ -380,3 +380,9 @@ class RejectedByApplication(ValidationError):
     sender identity too long for a MIMI URI, content a storage refuses). Its effects on the group
     (the consumed ratchet key, a merged commit) are kept and stored, and the inbox entry is
     acknowledged: refused once, never retried (no poison message)."""
+
+
+class InvalidSelfRemove(ProposalError):
+    """A SelfRemove proposal (draft-ietf-mls-extensions, "SelfRemove Proposal") broke a rule of
+    its own: not in a PublicMessage, by value in a commit, the committer's own, a second one
+    of a sender in one epoch or commit, or a Remove/Update of a leaf it removes."""

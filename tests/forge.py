@@ -67,6 +67,7 @@ from mls.messages.proposals import (
     Proposal,
     ProposalOrRef,
     Remove,
+    SelfRemove,
     Update,
 )
 from mls.messages.welcome import EncryptedGroupSecrets, GroupSecrets, PathSecret, Welcome
@@ -408,6 +409,9 @@ class Forger:
             for p, s in props:
                 if isinstance(p, Update):
                     diff.update_leaf(s.index, p.leaf_node)
+            for p, s in props:
+                if isinstance(p, SelfRemove):  # draft-ietf-mls-extensions: its sender
+                    diff.remove_leaf(s.index)
             for p, _ in props:
                 if isinstance(p, Remove):
                     diff.remove_leaf(p.removed)

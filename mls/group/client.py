@@ -19,6 +19,7 @@ from mls.errors import NoMatchingKeyPackage, UsageError
 from mls.extensions import Extension
 from mls.group.snapshot import ClientSnapshot
 from mls.messages.key_package import KeyPackage
+from mls.messages.proposals import SelfRemove
 from mls.tree.nodes import Capabilities, LeafNode, Lifetime
 
 __all__ = [
@@ -44,8 +45,14 @@ _DEFAULT_EXTENSION_TYPES = frozenset(int(e) for e in ExtensionType)
 def default_capabilities(
     extensions: tuple[int, ...] = (),
     proposals: tuple[int, ...] = (),
+    *,
+    self_remove: bool = True,
 ) -> Capabilities:
-    """What this library supports (§7.2): default extension and proposal types need no listing."""
+    """What this library supports (§7.2): default extension and proposal types need no listing;
+    SelfRemove (draft-ietf-mls-extensions, its current code point) is listed unless
+    ``self_remove=False``."""
+    if self_remove and SelfRemove.proposal_type not in proposals:
+        proposals = (*proposals, SelfRemove.proposal_type)
     return Capabilities(
         versions=(ProtocolVersion.mls10,),
         cipher_suites=supported_suites(),  # 1-7 and the active PQ profile's (registry)

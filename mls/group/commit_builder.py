@@ -42,7 +42,16 @@ from mls.group.staged_commit import StagedCommit
 from mls.group.validation import Checks, ProposalEntry, validate_psk_id
 from mls.messages.commit import Commit
 from mls.messages.group_info import GroupInfo
-from mls.messages.proposals import Add, PreSharedKey, PreSharedKeyID, Proposal, ProposalOrRef
+from mls.messages.proposals import (
+    Add,
+    PreSharedKey,
+    PreSharedKeyID,
+    Proposal,
+    ProposalOrRef,
+    Remove,
+    SelfRemove,
+    Update,
+)
 from mls.messages.welcome import EncryptedGroupSecrets, GroupSecrets, PathSecret, Welcome
 from mls.messages.welcome_crypto import encrypt_group_info, encrypt_group_secrets
 from mls.schedule.group_context import GroupContext
@@ -237,7 +246,27 @@ def member_commit(
     cs = pc.cs
     me = epoch.private.leaf_index
     entries: list[ProposalEntry] = []
+    # draft-ietf-mls-extensions: every pending SelfRemove (but our own, which only another
+    # member can commit) goes in by reference; a Remove or Update of a leaf that one of them
+    # removes would make the list invalid, so it is left out (RFC 9420 §12.2).
+    leaving = {
+        c.sender.index
+        for c in store.values()
+        if isinstance(c.proposal, SelfRemove) and c.sender.index != me
+    }
+    taken: set[int] = set()
     for ref, cached in store.items():
+        p = cached.proposal
+        if isinstance(p, SelfRemove):
+            if cached.sender.index == me or cached.sender.index in taken:
+                continue
+            taken.add(cached.sender.index)  # one per sender
+            entries.append(ProposalEntry(p, cached.sender, ref))
+            continue
+        if (isinstance(p, Remove) and (p.removed in leaving or p.removed == me)) or (
+            isinstance(p, Update) and cached.sender.index in leaving
+        ):
+            continue  # our own Remove proposal waits for another member's commit (§12.2)
         if cached.update_private_key is not None:
             # §12.2: a commit cannot include the committer's own Update; the path
             # refreshes our leaf instead.
@@ -252,6 +281,8 @@ def member_commit(
         [e.proposal for e in entries] + list(by_value), epoch.context.extensions
     )
     for p in by_value:
+        if isinstance(p, Remove) and p.removed in leaving:
+            continue  # its SelfRemove removes it already
         pc.validate(p, sender, checks, extensions=list_exts, in_commit=True)
         entries.append(ProposalEntry(p, sender, None))
     if linked is not None:

@@ -46,6 +46,7 @@ from mls.errors import (
     MemberRemoved,
     MLSError,
     UnauthorizedProposal,
+    UnsupportedError,
     UsageError,
     WrongEpoch,
     WrongGroup,
@@ -90,7 +91,9 @@ from mls.group.proposal_list import (
     CachedProposal,
     ProposalContext,
     authorized,
+    check_cacheable,
     external_psk_id,
+    own_self_remove,
     resolve_psk,
 )
 from mls.group.receive import Received, unprotect_private, unprotect_public
@@ -99,6 +102,7 @@ from mls.group.staged_commit import StagedCommit, stage_commit
 from mls.group.validation import (
     Checks,
     build_client_index,
+    self_remove_capable,
     update_client_index,
 )
 from mls.messages.commit import Commit
@@ -111,6 +115,7 @@ from mls.messages.proposals import (
     Proposal,
     ReInit,
     Remove,
+    SelfRemove,
     Update,
 )
 from mls.schedule.group_context import GroupContext
@@ -430,7 +435,9 @@ class Group:
 
     # -- proposals (§12.1) --------------------------------------------------------------------
 
-    def _propose(self, proposal: Proposal, update_key: bytes | None = None) -> bytes:
+    def _propose(
+        self, proposal: Proposal, update_key: bytes | None = None, *, private: bool | None = None
+    ) -> bytes:
         self._check_operational()
         content = FramedContent(
             group_id=self.group_id,
@@ -439,7 +446,9 @@ class Group:
             content=proposal,
         )
         cs = self._cs
-        auth = self._signed(content, private=self._config.private_handshake)
+        auth = self._signed(
+            content, private=self._config.private_handshake if private is None else private
+        )
         data = self._wrap(auth)
         self._proposals[auth.proposal_ref(cs)] = CachedProposal(
             proposal, content.sender, update_key
@@ -451,18 +460,39 @@ class Group:
         self._validate_own_proposal(Add(key_package=kp), now)
         return self._propose(Add(key_package=kp))
 
-    def _check_removable(self, leaf_index: int) -> None:
-        # A local request to remove a blank, unknown or our own leaf is misuse, not bad input.
+    def _check_removable(self, leaf_index: int, *, proposal: bool = False) -> None:
+        # A local request to remove a blank, unknown or (by commit) our own leaf is misuse.
         if not 0 <= leaf_index < self._tree.n_leaves or self._tree.leaf(leaf_index) is None:
             raise UsageError(f"leaf {leaf_index} is not a member")
-        if leaf_index == self.own_leaf_index:
+        if leaf_index == self.own_leaf_index and not proposal:
             raise UsageError("a member cannot remove itself by commit (§12.2); ask another member")
 
     def propose_remove(self, leaf_index: int) -> bytes:
-        self._check_removable(leaf_index)
+        """A Remove proposal; of our own leaf too (§12.2 forbids only committing it): another
+        member's commit removes us."""
+        self._check_removable(leaf_index, proposal=True)
         p = Remove(removed=leaf_index)
         self._validate_own_proposal(p, None)
         return self._propose(p)
+
+    @property
+    def self_remove_capable(self) -> bool:
+        """Every member supports SelfRemove (draft-ietf-mls-extensions)."""
+        return self_remove_capable(self._tree)
+
+    def propose_self_remove(self) -> bytes:
+        """A SelfRemove proposal (draft-ietf-mls-extensions): the next commit by any member,
+        or an external joiner, removes us. Always a PublicMessage, at most one per epoch; in a
+        group that is not self-remove-capable, :class:`UnsupportedError` (propose a Remove
+        of :attr:`own_leaf_index` instead)."""
+        self._check_operational()
+        if not self.self_remove_capable:
+            raise UnsupportedError(
+                "not every member supports SelfRemove: propose_remove(own_leaf_index) instead"
+            )
+        if any(own_self_remove(c, self.own_leaf_index) for c in self._proposals.values()):
+            raise InvalidState("a SelfRemove was already sent this epoch")
+        return self._propose(SelfRemove(), private=False)
 
     def propose_update(self) -> bytes:
         cs = self._cs
@@ -792,7 +822,9 @@ class Group:
                 accept()
             return self._merge(staged, now)
         # A proposal (§12.1): validate on its own, authorize, and cache by reference.
-        pc.validate(body, content.sender, self._checks(now, received=True))
+        pc.validate(
+            body, content.sender, self._checks(now, received=True), wire_format=auth.wire_format
+        )
         if isinstance(body, PreSharedKey):
             pc.resolve_psk(body.psk)
         cached = CachedProposal(body, content.sender)
@@ -801,6 +833,7 @@ class Group:
                 "the group's external_proposal_policy does not authorize this proposal (§12.1.8)"
             )
         ref = auth.proposal_ref(self._cs)
+        check_cacheable(ref, cached, self._proposals)
         if accept is not None:
             accept()
         self._proposals[ref] = cached
@@ -1085,10 +1118,13 @@ class Group:
         resync: bool = False,
         authenticated_data: bytes = b"",
         now: int | None = None,
+        self_removes: Sequence[bytes] = (),
     ) -> tuple[Group, bytes]:
         """Join by external commit (§12.4.3.2); returns the group and the commit to send.
 
         With ``resync``, the commit also removes this client's old leaf (same signature key).
+        ``self_removes``: the group's pending SelfRemove proposals (draft-ietf-mls-extensions),
+        each validated and committed by reference.
         """
         try:
             config = config or GroupConfig()
@@ -1102,6 +1138,7 @@ class Group:
                 psks=psks,
                 resync=resync,
                 authenticated_data=authenticated_data,
+                self_removes=self_removes,
             )
             group = cls(client=client, cs=client.suite, config=config, epoch=epoch, identity=ident)
             return group, commit_bytes

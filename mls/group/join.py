@@ -13,24 +13,36 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mls.codec import decode
-from mls.constants import ExtensionType, ProtocolVersion, PSKType, ResumptionPSKUsage, WireFormat
+from mls.constants import (
+    ExtensionType,
+    ProtocolVersion,
+    PSKType,
+    ResumptionPSKUsage,
+    SenderType,
+    WireFormat,
+)
 from mls.crypto import CipherSuite
 from mls.errors import (
     DecodeError,
     InvalidGroupInfo,
     InvalidPSK,
     InvalidReInit,
+    InvalidSelfRemove,
+    InvalidSender,
     InvalidWelcome,
     NoMatchingKeyPackage,
     SizeLimitExceeded,
     UnsupportedCapability,
     UsageError,
     ValidationError,
+    WrongEpoch,
+    WrongGroup,
 )
 from mls.extensions import ExternalPub, RequiredCapabilities, find_extension
 from mls.framing.content import Sender
 from mls.framing.message import MLSMessage
 from mls.framing.protection import public_message_from
+from mls.framing.public import PublicMessage
 from mls.group.client import Client
 from mls.group.commit_builder import build_commit
 from mls.group.config import GroupConfig
@@ -42,9 +54,21 @@ from mls.group.proposal_list import (
     external_psk_id,
     resolve_psk,
 )
-from mls.group.validation import DEFAULT_EXTENSION_TYPES, ProposalEntry, build_client_index
+from mls.group.validation import (
+    DEFAULT_EXTENSION_TYPES,
+    NO_CHECKS,
+    ProposalEntry,
+    build_client_index,
+)
 from mls.messages.group_info import GroupInfo
-from mls.messages.proposals import ExternalInit, PreSharedKey, PreSharedKeyID, ReInit, Remove
+from mls.messages.proposals import (
+    ExternalInit,
+    PreSharedKey,
+    PreSharedKeyID,
+    ReInit,
+    Remove,
+    SelfRemove,
+)
 from mls.messages.welcome import Welcome
 from mls.messages.welcome_crypto import decrypt_group_info, decrypt_group_secrets
 from mls.schedule.group_context import GroupContext
@@ -302,9 +326,12 @@ def external_commit(
     psks: Sequence[bytes],
     resync: bool,
     authenticated_data: bytes,
+    self_removes: Sequence[bytes] = (),
 ) -> tuple[EpochState, bytes]:
     """An external commit (§12.4.3.2) on the public inputs of a GroupInfo: the joiner's
-    epoch once it is merged, and the encoded PublicMessage to send."""
+    epoch once it is merged, and the encoded PublicMessage to send. ``self_removes`` are the
+    group's pending SelfRemove proposals (encoded MLSMessages), validated and committed by
+    reference (draft-ietf-mls-extensions, "SelfRemove Proposal")."""
     msg = decode(MLSMessage, group_info)
     gi = msg.body
     if not isinstance(gi, GroupInfo):
@@ -343,6 +370,8 @@ def external_commit(
     for psk_id in psks:
         pid = external_psk_id(cs, client.external_psk, psk_id)
         entries.append(ProposalEntry(PreSharedKey(psk=pid), sender, None))
+    for data in self_removes:
+        entries.append(self_remove_entry(pc, data))
     applied = apply_proposals(pc, entries, committer=None, external=True, own_leaf=None, store={})
     me = applied.diff.add_external_leaf_slot()
     wf = WireFormat.mls_public_message
@@ -374,3 +403,37 @@ def external_commit(
         confirmation_tag=nxt.confirmation_tag,
     )
     return epoch, commit_bytes
+
+
+def self_remove_entry(pc: ProposalContext, data: bytes) -> ProposalEntry:
+    """A pending SelfRemove (an encoded MLSMessage) as an external joiner validates it: a
+    PublicMessage of the GroupInfo's group and epoch, signed by a member's leaf against the
+    GroupContext; the membership tag is skipped, as a non-member cannot verify it
+    (draft-ietf-mls-extensions, "SelfRemove Proposal")."""
+    cs = pc.cs
+    ctx = pc.context
+    msg = decode(MLSMessage, data)
+    body = msg.body
+    if not isinstance(body, PublicMessage):
+        raise InvalidSelfRemove("a SelfRemove proposal must be sent as a PublicMessage")
+    auth = body.authenticated_content()
+    content = auth.content
+    if not isinstance(content.content, SelfRemove):
+        raise InvalidSelfRemove("not a SelfRemove proposal")
+    if content.group_id != ctx.group_id:
+        raise WrongGroup("SelfRemove proposal of another group")
+    if content.epoch != ctx.epoch:
+        raise WrongEpoch(
+            f"SelfRemove proposal of epoch {content.epoch}, the GroupInfo's is {ctx.epoch}",
+            expected=ctx.epoch,
+            got=content.epoch,
+        )
+    sender = content.sender
+    if sender.sender_type != SenderType.member:
+        raise InvalidSender("only members send SelfRemove proposals")
+    leaf = pc.tree.leaf(sender.index) if sender.index < pc.tree.n_leaves else None
+    if leaf is None:
+        raise InvalidSender(f"SelfRemove from blank or unknown leaf {sender.index}")
+    auth.verify(cs, leaf.signature_key, ctx)
+    pc.validate(content.content, sender, NO_CHECKS, wire_format=auth.wire_format)
+    return ProposalEntry(content.content, sender, auth.proposal_ref(cs))

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 
 from mls.constants import ProposalType, PSKType, SenderType
 from mls.crypto import CipherSuite
-from mls.errors import InvalidPSK, InvalidRemove, InvalidUpdate, SizeLimitExceeded, UsageError
+from mls.errors import (
+    InvalidPSK,
+    InvalidRemove,
+    InvalidSelfRemove,
+    InvalidUpdate,
+    SizeLimitExceeded,
+    UsageError,
+)
 from mls.extensions import Extension, ExternalSenders
 from mls.framing.content import Sender
 from mls.group.config import ExternalProposalRequest, GroupConfig
@@ -41,6 +48,7 @@ from mls.messages.proposals import (
     Proposal,
     ReInit,
     Remove,
+    SelfRemove,
     Update,
 )
 from mls.schedule.group_context import GroupContext
@@ -54,6 +62,8 @@ __all__ = [
     "ProposalContext",
     "apply_proposals",
     "authorized",
+    "check_cacheable",
+    "own_self_remove",
     "external_psk_id",
     "list_extensions",
     "resolve_psk",
@@ -94,6 +104,8 @@ class AppliedProposals:
     old_leaves: dict[int, LeafNode | None]
     own_update_key: bytes | None
     custom: tuple[CustomProposal, ...] = ()
+    #: Leaves removed by SelfRemove proposals (also in ``removed``).
+    self_removed: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +130,11 @@ class ProposalContext:
         *,
         extensions: Sequence[Extension] | None = None,
         in_commit: bool = False,
+        wire_format: int | None = None,
     ) -> None:
         """§12.1 checks of one proposal against the current tree (with ``extensions``, the ones
-        its commit's list sets, §12.3) and the group's bounds."""
+        its commit's list sets, §12.3) and the group's bounds; ``wire_format`` is the one of
+        the message that carried it, when known."""
         if isinstance(p, ReInit) and len(p.group_id) > self.config.max_group_id_length:
             raise SizeLimitExceeded(f"ReInit group_id of {len(p.group_id)} bytes")
         tree = self.tree
@@ -146,7 +160,27 @@ class ProposalContext:
             identity=self.identity,
             checks=checks,
             in_commit=in_commit,
+            wire_format=wire_format,
         )
+
+
+def own_self_remove(cached: CachedProposal, leaf: int) -> bool:
+    """``cached`` is a SelfRemove of member ``leaf``."""
+    return isinstance(cached.proposal, SelfRemove) and cached.sender == Sender.member(leaf)
+
+
+def check_cacheable(
+    ref: bytes, cached: CachedProposal, store: Mapping[bytes, CachedProposal]
+) -> None:
+    """A proposal may join the cache under ``ref``: at most one SelfRemove per member and
+    epoch (draft-ietf-mls-extensions, "SelfRemove Proposal"; the same message again is fine)."""
+    if not isinstance(cached.proposal, SelfRemove):
+        return
+    for other_ref, other in store.items():
+        if other_ref == ref:
+            continue
+        if isinstance(other.proposal, SelfRemove) and other.sender == cached.sender:
+            raise InvalidSelfRemove(f"a second SelfRemove of leaf {cached.sender.index} this epoch")
 
 
 def authorized(cached: CachedProposal, pc: ProposalContext) -> bool:
@@ -254,7 +288,10 @@ def apply_proposals(
     for e in entries:
         # Custom proposal types are treated as path-required: we cannot know they are safe
         # without one (§12.4, §17.4 "Path Required").
-        if e.proposal.proposal_type in PATH_REQUIRED or isinstance(e.proposal, CustomProposal):
+        # So does SelfRemove (draft-ietf-mls-extensions, IANA: "Path Required: Y").
+        if e.proposal.proposal_type in PATH_REQUIRED or isinstance(
+            e.proposal, CustomProposal | SelfRemove
+        ):
             path_required = True
     if gce:
         assert isinstance(gce[0], GroupContextExtensions)
@@ -274,6 +311,19 @@ def apply_proposals(
                 cached = store.get(e.ref)
                 own_update_key = cached.update_private_key if cached else None
     removed: list[int] = []
+    # draft-ietf-mls-extensions: SelfRemoves after Updates, before Removes; each removes its
+    # proposal's sender (a member, checked when the proposal was received).
+    self_removed: list[int] = []
+    for e in entries:
+        if isinstance(e.proposal, SelfRemove):
+            i = e.sender.index
+            old = diff.leaf(i) if i < diff.n_leaves else None
+            if old is None:
+                raise InvalidSelfRemove(f"SelfRemove of blank leaf {i}")
+            old_keys.setdefault(i, old)
+            diff.remove_leaf(i)
+            removed.append(i)
+            self_removed.append(i)
     for e in entries:
         p = e.proposal
         if isinstance(p, Remove):
@@ -331,4 +381,5 @@ def apply_proposals(
         old_leaves=old_keys,
         own_update_key=own_update_key,
         custom=tuple(c for c in customs if isinstance(c, CustomProposal)),
+        self_removed=tuple(self_removed),
     )

@@ -40,7 +40,7 @@ from mls.group.proposal_list import (
 from mls.group.receive import VerifiedContent
 from mls.group.validation import Checks, ProposalEntry, check_unique_client, validate_leaf_node
 from mls.messages.commit import Commit
-from mls.messages.proposals import ReInit, Update
+from mls.messages.proposals import ReInit, SelfRemove, Update
 from mls.schedule.group_context import GroupContext
 from mls.schedule.key_schedule import EpochSecrets, verify_confirmation_tag
 from mls.tree.nodes import LeafNode
@@ -112,11 +112,12 @@ def stage_commit(
     entries: list[ProposalEntry] = []
     for por in commit.proposals:
         if por.reference is not None:
-            if external:
-                raise InvalidExternalInit("external commits carry no proposal references")
             cached = store.get(por.reference)
             if cached is None:
                 raise MissingProposal("commit references a proposal this member does not have")
+            # draft-ietf-mls-extensions: an external commit references SelfRemoves, nothing else.
+            if external and not isinstance(cached.proposal, SelfRemove):
+                raise InvalidExternalInit("external commits reference only SelfRemove proposals")
             entries.append(ProposalEntry(cached.proposal, cached.sender, por.reference))
         else:
             assert por.proposal is not None
@@ -171,6 +172,8 @@ def stage_commit(
             old_keys.setdefault(committer, None)
             # §12.2: an external commit's Remove may only remove the joiner's old self.
             for r in applied.removed:
+                if r in applied.self_removed:
+                    continue  # the SelfRemove's own sender, not the joiner's old self
                 old_leaf = tree.leaf(r)
                 assert old_leaf is not None
                 if not identity.same_client(old_leaf, path.leaf_node):

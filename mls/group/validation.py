@@ -20,6 +20,7 @@ from mls.constants import (
     PSKType,
     ResumptionPSKUsage,
     SenderType,
+    WireFormat,
 )
 from mls.credentials import Credential
 from mls.crypto import CipherSuite
@@ -35,6 +36,7 @@ from mls.errors import (
     InvalidPSK,
     InvalidReInit,
     InvalidRemove,
+    InvalidSelfRemove,
     InvalidSender,
     InvalidSuccessor,
     InvalidUpdate,
@@ -57,6 +59,7 @@ from mls.messages.proposals import (
     Proposal,
     ReInit,
     Remove,
+    SelfRemove,
     Update,
 )
 from mls.tree.nodes import LeafNode
@@ -72,6 +75,7 @@ __all__ = [
     "IdentityProvider",
     "ProposalEntry",
     "check_required_capabilities",
+    "self_remove_capable",
     "validate_key_package",
     "validate_leaf_node",
     "validate_proposal",
@@ -259,8 +263,10 @@ def validate_proposal(
     identity: IdentityProvider,
     checks: Checks = NO_CHECKS,
     in_commit: bool = False,
+    wire_format: int | None = None,
 ) -> None:
-    """The checks of one proposal on its own (§12.1), as on receipt of a Proposal message.
+    """The checks of one proposal on its own (§12.1), as on receipt of a Proposal message
+    (carried in ``wire_format``, when known).
 
     ``in_commit``: the proposal is one of a commit's list, judged with the extensions the list
     sets (§12.3: "The new extensions MUST be used when evaluating other proposals in this list");
@@ -324,8 +330,26 @@ def validate_proposal(
             RequiredCapabilities.find(proposal.extensions)
         else:
             validate_gce(proposal, tree)
+    elif isinstance(proposal, SelfRemove):
+        # draft-ietf-mls-extensions, "SelfRemove Proposal": from a member (never external), in
+        # a PublicMessage (external joiners read it), by reference only, in a self-remove-
+        # capable group.
+        if in_commit:
+            raise InvalidSelfRemove("a SelfRemove is committed by reference only")
+        if stype != SenderType.member:
+            raise InvalidSender("only members send SelfRemove proposals")
+        if wire_format is not None and wire_format != WireFormat.mls_public_message:
+            raise InvalidSelfRemove("a SelfRemove proposal must be sent as a PublicMessage")
+        check_custom_supported(proposal.proposal_type, tree.iter_leaves())
     elif isinstance(proposal, CustomProposal):
         check_custom_supported(proposal.proposal_type, tree.iter_leaves())
+
+
+def self_remove_capable(tree: TreeView) -> bool:
+    """Every member lists SelfRemove in its capabilities (draft-ietf-mls-extensions: a
+    "self-remove-capable group"; the type read now, as it is configurable)."""
+    t = SelfRemove.proposal_type
+    return all(t in leaf.capabilities.proposals for _, leaf in tree.iter_leaves())
 
 
 def validate_psk_id(cs: CipherSuite, proposal: PreSharedKey, *, allow_usage: int = 0) -> None:
@@ -385,18 +409,34 @@ def validate_proposal_list(
     psk_ids: set[bytes] = set()
     gce = 0
     removed: set[int] = set()
+    # draft-ietf-mls-extensions: SelfRemoves are processed after Updates and before Removes; a
+    # Remove or an Update of a leaf that a SelfRemove of the list removes is invalid.
+    self_removed: set[int] = set()
+    for e in entries:
+        if isinstance(e.proposal, SelfRemove):
+            leaf = e.sender.index
+            if committer is not None and leaf == committer:
+                raise InvalidSelfRemove("a commit cannot include the committer's own SelfRemove")
+            if leaf in self_removed:
+                raise InvalidSelfRemove(f"two SelfRemove proposals of leaf {leaf}")
+            self_removed.add(leaf)
+    removed |= self_removed
     for e in entries:
         p = e.proposal
         if isinstance(p, Update):
             if e.sender.sender_type == SenderType.member and e.sender.index == committer:
                 raise InvalidUpdate("a commit cannot include an Update from the committer")
             leaf = e.sender.index
+            if leaf in self_removed:
+                raise InvalidSelfRemove(f"an Update of leaf {leaf}, which a SelfRemove removes")
             if leaf in updated_or_removed:
                 raise InvalidUpdate(f"several Update/Remove proposals for leaf {leaf}")
             updated_or_removed.add(leaf)
         elif isinstance(p, Remove):
             if committer is not None and p.removed == committer:
                 raise InvalidRemove("a commit cannot remove the committer")
+            if p.removed in self_removed:
+                raise InvalidSelfRemove(f"a Remove of leaf {p.removed}, which a SelfRemove removes")
             if p.removed in updated_or_removed:
                 raise InvalidRemove(f"several Update/Remove proposals for leaf {p.removed}")
             updated_or_removed.add(p.removed)
@@ -530,6 +570,10 @@ def _validate_external_list(entries: Sequence[ProposalEntry]) -> None:
     removes = 0
     for e in entries:
         p = e.proposal
+        if isinstance(p, SelfRemove):
+            # draft-ietf-mls-extensions: the one proposal an external commit takes by
+            # reference (and only so; by value is refused with the proposal itself).
+            continue
         if isinstance(p, Remove):
             removes += 1
             if removes > 1:

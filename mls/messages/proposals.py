@@ -11,6 +11,11 @@ deployed implementations (mls-rs, OpenMLS), we read the body of an unknown type 
 re-encodes byte-identically; proposal validation (§12.2, §13.2: a non-default type must be
 supported by every member) rejects it if the group does not support it.
 
+``SelfRemove`` (draft-ietf-mls-extensions, "SelfRemove Proposal") is the one draft proposal we
+implement: an empty struct under a provisional code point, 0x000a as the draft suggests and
+OpenMLS uses, changeable with :func:`set_self_remove_proposal_type` (process-wide, like the
+post-quantum suite profiles) until IANA assigns one.
+
 ``PreSharedKeyID`` is defined here, next to ``PreSharedKey``; the key schedule
 (:mod:`mls.schedule.psk`, a lower layer) takes it as any encodable value.
 """
@@ -38,6 +43,9 @@ __all__ = [
     "ExternalInit",
     "GroupContextExtensions",
     "CustomProposal",
+    "SelfRemove",
+    "SELF_REMOVE_DRAFT_CODE_POINT",
+    "set_self_remove_proposal_type",
     "Proposal",
     "push_proposal",
     "pull_proposal",
@@ -243,6 +251,26 @@ class GroupContextExtensions:
         return cls(extensions=pull_extensions(buf))
 
 
+#: draft-ietf-mls-extensions, IANA considerations: ``self_remove`` 0x000a (suggested).
+SELF_REMOVE_DRAFT_CODE_POINT = 0x000A
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SelfRemove:
+    """draft-ietf-mls-extensions, "SelfRemove Proposal": ``struct {} SelfRemove;``. A member
+    removes itself: the leaf removed is the proposal's sender (so it is only valid by
+    reference, from a member, in a PublicMessage)."""
+
+    proposal_type: ClassVar[int] = SELF_REMOVE_DRAFT_CODE_POINT
+
+    def encode(self, w: Writer) -> None:
+        pass  # an empty struct has an empty encoding
+
+    @classmethod
+    def decode(cls, buf: Buffer) -> Self:
+        return cls()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CustomProposal:
     """A proposal of a type outside §12.1, body kept as ``opaque data<V>`` (module docstring)."""
@@ -270,12 +298,23 @@ Proposal: TypeAlias = (
     | ReInit
     | ExternalInit
     | GroupContextExtensions
+    | SelfRemove
     | CustomProposal
 )
 """The RFC 9420 §12.1 ``Proposal`` union; the ``proposal_type`` tag follows from the class."""
 
 _KNOWN: dict[
-    int, type[Add | Update | Remove | PreSharedKey | ReInit | ExternalInit | GroupContextExtensions]
+    int,
+    type[
+        Add
+        | Update
+        | Remove
+        | PreSharedKey
+        | ReInit
+        | ExternalInit
+        | GroupContextExtensions
+        | SelfRemove
+    ],
 ] = {
     ProposalType.add: Add,
     ProposalType.update: Update,
@@ -284,7 +323,22 @@ _KNOWN: dict[
     ProposalType.reinit: ReInit,
     ProposalType.external_init: ExternalInit,
     ProposalType.group_context_extensions: GroupContextExtensions,
+    SELF_REMOVE_DRAFT_CODE_POINT: SelfRemove,
 }
+
+
+def set_self_remove_proposal_type(code_point: int) -> None:
+    """Use ``code_point`` for SelfRemove from now on, in this process (a draft's value may
+    change, and peers may use another until IANA assigns one). Every member of a group must
+    agree: the type is listed in capabilities and carried on the wire."""
+    if not 0 < code_point <= 0xFFFF:
+        raise UsageError("a proposal type is a non-zero uint16")
+    current = SelfRemove.proposal_type
+    if code_point != current and code_point in _KNOWN:
+        raise UsageError(f"proposal type {code_point:#06x} is taken")
+    del _KNOWN[current]
+    _KNOWN[code_point] = SelfRemove
+    SelfRemove.proposal_type = code_point
 
 
 def push_proposal(w: Writer, proposal: Proposal) -> None:
