@@ -590,6 +590,24 @@ class ChatClient:
         self._persist(entry)
         return out
 
+    def leave(self, group_id: bytes) -> bytes:
+        """Ask to leave the group: a SelfRemove proposal where every member supports it
+        (draft-ietf-mls-extensions; the next commit by anyone, an external joiner's included,
+        removes us), else a Remove proposal of our own leaf (RFC 9420 §12.2: another member
+        commits it). Returns the proposal to hand to the delivery service. When the commit
+        that removes us arrives, the group's state is deleted (see "Removal" above); until
+        then the group sends nothing, and a commit that leaves us in clears the proposal (call
+        again)."""
+        entry = self._entry(group_id)
+        self._require_resolved(entry)
+        group = entry.group
+        if group.self_remove_capable:
+            data = group.propose_self_remove()
+        else:
+            data = group.propose_remove(group.own_leaf_index)
+        self._persist(entry)
+        return data
+
     def confirm_commit(self, group_id: bytes, *, now: int) -> GroupUpdated:
         """The delivery service accepted our commit: its epoch is now the group's. The old
         epoch's state is deleted and a running call switches keys."""
