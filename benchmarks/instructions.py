@@ -269,7 +269,9 @@ def prepare(n: int, suite: int, tmp: Path) -> dict[str, dict[str, int]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1024", help="comma-separated member counts (full tree)")
-    ap.add_argument("--suite", type=int, default=1)
+    ap.add_argument(
+        "--suite", type=lambda x: int(x, 0), default=1, help="suite id (0x004f: X-Wing)"
+    )
     ap.add_argument("--ops", default=",".join(OPS), help="comma-separated subset of " + str(OPS))
     ap.add_argument("--json", metavar="FILE")
     ap.add_argument("--md", metavar="FILE")
