@@ -43,6 +43,8 @@ from mls.group import (
 __all__ = ["IMPL", "Driver", "error_kind", "main", "serve"]
 
 IMPL = "mls-python"
+#: Ops beyond PROTOCOL.md's table, listed in ``hello``.
+EXTRA_OPS = ("propose_update", "self_remove")
 _OPTION_KEYS = frozenset({"wire", "ratchet_tree_extension"})
 
 T = TypeVar("T")
@@ -180,6 +182,7 @@ class Driver:
             "propose_add": self.op_propose_add,
             "propose_remove": self.op_propose_remove,
             "propose_update": self.op_propose_update,
+            "self_remove": self.op_self_remove,
             "process": self.op_process,
             "protect": self.op_protect,
             "state": self.op_state,
@@ -304,7 +307,8 @@ class Driver:
             except UnsupportedError:
                 continue
             suites.append(suite)
-        return {"impl": IMPL, "suites": suites, "unsupported": {}}
+        # ``extra_ops``: ops beyond PROTOCOL.md's table (docs/interop.md, "stdio driver").
+        return {"impl": IMPL, "suites": suites, "unsupported": {}, "extra_ops": list(EXTRA_OPS)}
 
     def _identity(self, req: Request) -> bytes:
         if "identity_hex" in req:
@@ -429,6 +433,13 @@ class Driver:
         proposal, t_ms = _timed(group.propose_update)
         return {"proposal": proposal.hex(), "t_ms": t_ms}
 
+    def op_self_remove(self, req: Request) -> Response:
+        # An extension of PROTOCOL.md's table: a SelfRemove proposal (draft-ietf-mls-extensions),
+        # always a PublicMessage; an error where not every member supports it.
+        group = self._group(req)
+        proposal, t_ms = _timed(group.propose_self_remove)
+        return {"proposal": proposal.hex(), "t_ms": t_ms}
+
     def op_process(self, req: Request) -> Response:
         group = self._group(req)
         message = _hex(req, "message")
@@ -504,9 +515,20 @@ class Driver:
         info = _hex(req, "group_info")
         tree = _opt_hex(req, "ratchet_tree")
         config = _config(GroupConfig(), req.get("options"))
+        raw = req.get("self_removes", [])
+        if not isinstance(raw, list):
+            raise UsageError("field 'self_removes' must be a list of hex strings")
+        self_removes = [_unhex(m, "self_removes") for m in raw]
         now = _now()
         (group, commit), t_ms = _timed(
-            lambda: Group.external_join(client, info, ratchet_tree=tree, config=config, now=now)
+            lambda: Group.external_join(
+                client,
+                info,
+                ratchet_tree=tree,
+                config=config,
+                now=now,
+                self_removes=self_removes,
+            )
         )
         return {
             "group": self._add_group(group),

@@ -383,6 +383,38 @@ def external_join_scenario(ep_a: Endpoint, ep_b: Endpoint, suite: int, wire: str
     drop(members)
 
 
+def self_remove_scenario(ep: Endpoint, suite: int, wire: str) -> None:
+    """Carol leaves by SelfRemove; an external joiner includes it; Bob leaves next and
+    Alice's commit removes him (issue 16)."""
+    alice, bob, carol = (new_member(ep, n, suite) for n in ("alice", "bob", "carol"))
+    create(alice, wire, False)
+    kps = [m("key_package")["key_package"] for m in (bob, carol)]
+    added = alice("add", key_packages=kps)
+    join(bob, added, wire, False)
+    join(carol, added, wire, False)
+    leave = carol("self_remove")["proposal"]
+    assert fail(carol.ep, "self_remove", group=carol.group)["error_kind"] == "usage"
+    for m in (alice, bob):
+        assert m("process", message=leave)["kind"] == "proposal"
+    eve = new_member(ep, "eve", suite)
+    info = alice("group_info")["group_info"]
+    joined = ok(ep, "external_join", client=eve.client, group_info=info, self_removes=[leave])
+    eve.group = joined["group"]
+    eve("set_options", options={"wire": wire})
+    deliver_commit(joined["commit"], [alice, bob], 2)
+    assert carol("process", message=joined["commit"])["removed"] is True
+    agree([alice, bob, eve], 2)
+    leave = bob("self_remove")["proposal"]
+    for m in (alice, eve):
+        assert m("process", message=leave)["kind"] == "proposal"
+    out = alice("commit")
+    deliver_commit(out["commit"], [eve], 3)
+    assert bob("process", message=out["commit"])["removed"] is True
+    agree([alice, eve], 3)
+    chat([alice, eve], "two")
+    drop([alice, bob, carol, eve])
+
+
 def psk_scenario(ep_a: Endpoint, ep_b: Endpoint, suite: int, wire: str) -> None:
     """An external PSK in a commit; a member without the PSK cannot process it until it has it."""
     alice = new_member(ep_a, "alice", suite)
@@ -537,6 +569,7 @@ def test_request_lines_in_process() -> None:
         "impl": "mls-python",
         "suites": HELLO_SUITES,
         "unsupported": {},
+        "extra_ops": ["propose_update", "self_remove"],
     }
     assert alice == {"id": "a", "ok": True, "client": "c1"}
     assert bob == {"ok": True, "client": "c2"}
@@ -811,4 +844,5 @@ def test_variants_in_process() -> None:
     proposals_scenario(ep, ep, 1, "private")
     external_join_scenario(ep, ep, 1, "public")
     psk_scenario(ep, ep, 1, "private")
+    self_remove_scenario(ep, 1, "private")
     assert ep.driver.groups == {}
