@@ -1,7 +1,8 @@
 """Group convergence under random operations (a Hypothesis RuleBasedStateMachine).
 
 Groups of up to 12 members go through random adds, removes, empty commits (path updates),
-Update/Remove/Add proposals committed by reference by another member, and application messages
+Update/Remove/Add proposals committed by reference by another member, SelfRemoves (committed by
+a member or an external joiner), and application messages
 delivered in random order, some of them after the epoch moved on (late messages, §15.3). After
 every step all members agree on epoch, tree hash, epoch authenticator and an exporter value;
 removed members cannot decrypt new messages; every application message reaches every member of
@@ -176,6 +177,41 @@ class GroupMachine(RuleBasedStateMachine):
         events = self.h.deliver(commit, sender=None)
         assert all(isinstance(e, CommitMerged) and e.external for e in events.values())
         self.h.members[g.own_leaf_index] = g
+
+    @precondition(lambda self: len(self.h.members) > 1)
+    @rule(data=st.data(), external=st.booleans())
+    def self_remove(self, data: st.DataObject, external: bool) -> None:
+        """A member leaves by SelfRemove (draft-ietf-mls-extensions); the next commit, by a
+        member or an external joiner given the pending proposal, removes it."""
+        leaves = self._leaves()
+        leaver = data.draw(st.sampled_from(leaves))
+        self._before_epoch_change()
+        msg = self.h.members[leaver].propose_self_remove()
+        for item in self.inflight:
+            item[4].discard(leaver)  # a joiner may take its leaf in the same commit
+        for leaf, other in self.h.members.items():
+            if leaf != leaver:
+                assert isinstance(other.process(msg, now=NOW), ProposalReceived)
+        if external:
+            publisher = self.h.members[data.draw(st.sampled_from(leaves))]
+            self.counter += 1
+            g, commit = Group.external_join(
+                self.h.new_client(f"s{self.counter}"),
+                publisher.group_info(),
+                config=self.h.config,
+                now=NOW,
+                self_removes=[msg],
+            )
+            events = self.h.deliver(commit, sender=None)
+            assert all(
+                isinstance(e, CommitMerged) and e.removed == (leaver,) for e in events.values()
+            )
+            self.h.members[g.own_leaf_index] = g
+        else:
+            committer = data.draw(st.sampled_from([x for x in leaves if x != leaver]))
+            assert self.h.commit(committer).removed == (leaver,)
+        gone = self.h.removed[-1]
+        assert gone.own_leaf_index == leaver and gone.status.name == "REMOVED"
 
     @rule(data=st.data(), kind=st.sampled_from(["external", "resumption", "both"]))
     def psk_commit(self, data: st.DataObject, kind: str) -> None:
