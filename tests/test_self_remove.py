@@ -190,6 +190,9 @@ def test_self_remove_from_an_external_sender_is_refused() -> None:
     )
     p = MLSMessage(body=PublicMessage.from_authenticated(auth, None)).to_bytes()
     reject(g, p, InvalidSender)
+    f = Forger(h.members[1])
+    for sender in (Sender.new_member_proposal(), Sender.new_member_commit()):
+        reject(g, f.proposal(SelfRemove(), sender=sender), InvalidSender)
 
 
 def test_second_self_remove_of_a_sender_in_one_epoch_is_refused() -> None:
