@@ -329,3 +329,15 @@ def test_old_group_refuses_handshakes_after_reinit(private: bool) -> None:
     assert stale.to_bytes() == before
     # A late application message of the old epoch still reads.
     assert isinstance(a.process(late, now=NOW), ApplicationMessage)
+
+
+def test_resumption_psk_proposal_by_reference() -> None:
+    h = _three()
+    g = h.members[0]
+    proposal = g.propose_resumption_psk(g.epoch)
+    events = [h.members[i].process(proposal, now=NOW) for i in (1, 2)]
+    assert all(isinstance(e, ProposalReceived) for e in events)
+    h.commit(1)
+    h.assert_converged()
+    with pytest.raises(UsageError):
+        g.propose_resumption_psk(10_000)

@@ -513,6 +513,17 @@ class Group:
         pid = self._external_psk_id(psk_id)
         return self._propose(PreSharedKey(psk=pid))
 
+    def propose_resumption_psk(self, epoch: int) -> bytes:
+        """A PreSharedKey proposal of this group's resumption PSK of ``epoch`` (usage
+        ``application``, §8.6); the epoch's PSK must still be kept."""
+        if self.resumption_psk(epoch) is None:
+            raise UsageError(f"no resumption PSK kept for epoch {epoch}")
+        cs = self._cs
+        pid = PreSharedKeyID.resumption(
+            ResumptionPSKUsage.application, self.group_id, epoch, cs.random(cs.hash_len)
+        )
+        return self._propose(PreSharedKey(psk=pid))
+
     def propose_group_context_extensions(self, extensions: Sequence[Extension]) -> bytes:
         p = GroupContextExtensions(extensions=tuple(extensions))
         self._validate_own_proposal(p, None)

@@ -534,18 +534,7 @@ class MLSClientService:
         group = st.group
         if group.resumption_psk(req.epoch_id) is None:
             raise _precondition(f"no resumption PSK kept for epoch {req.epoch_id}")
-        cs = group.suite
-        psk = PreSharedKey(
-            psk=PreSharedKeyID.resumption(
-                ResumptionPSKUsage.application,
-                group.group_id,
-                req.epoch_id,
-                cs.random(cs.hash_len),
-            )
-        )
-        # MISSING PUBLIC API: Group has no propose_resumption_psk yet (only a by-value
-        # resumption PSK in commit()); this is the one private call of the server.
-        message = group._propose(psk)
+        message = group.propose_resumption_psk(req.epoch_id)
         return self._proposed(st, ProposalType.psk, message)
 
     def GroupContextExtensionsProposal(
