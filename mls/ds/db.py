@@ -92,6 +92,13 @@ CREATE TABLE IF NOT EXISTS ds_seen (
   PRIMARY KEY (group_id, digest)
 );
 CREATE INDEX IF NOT EXISTS ds_seen_epoch ON ds_seen (group_id, epoch);
+CREATE TABLE IF NOT EXISTS ds_self_removes (
+  group_id BLOB NOT NULL,
+  epoch INTEGER NOT NULL,
+  digest BLOB NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY (group_id, digest)
+);
 CREATE TABLE IF NOT EXISTS ds_inbox (
   identity BLOB NOT NULL,
   seq INTEGER NOT NULL,

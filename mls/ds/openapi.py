@@ -205,10 +205,11 @@ def openapi_spec() -> dict[str, Any]:
                 "get": _op(
                     "The latest GroupInfo, for external joins",
                     _obj(
-                        ["group_info", "epoch", "group_epoch"],
+                        ["group_info", "epoch", "group_epoch", "self_removes"],
                         group_info=_B64,
                         epoch=_UINT,
                         group_epoch=_UINT,
+                        self_removes={"type": "array", "items": _B64},
                     ),
                     params=[_GROUP_ID],
                 ),

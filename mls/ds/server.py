@@ -41,6 +41,7 @@ from mls.ds.wire import (
     check_welcome,
     parse_group_message,
     register_content,
+    self_remove_of,
     suite_or_refuse,
 )
 from mls.errors import DecodeError, MLSError
@@ -527,7 +528,13 @@ class DeliveryService:
             raise Refused(422, "wrong_group", "the message is of another group")
         if header.kind == "commit":
             raise Refused(422, "use_commit_endpoint", "post commits to /commit")
-        posted = await self.store.post_message(identity, gid, header, data)
+        posted = await self.store.post_message(
+            identity,
+            gid,
+            header,
+            data,
+            self_remove=header.kind == "proposal" and self_remove_of(data),
+        )
         self.metrics.accepted[header.kind] += 1
         log_event(
             "message",
@@ -552,8 +559,15 @@ class DeliveryService:
 
     async def get_group_info(self, request: Request) -> Response:
         await self.authenticate(request)
-        info, epoch, current = await self.store.group_info(_group_id(request))
-        return JSONResponse({"group_info": b64e(info), "epoch": epoch, "group_epoch": current})
+        info, epoch, current, self_removes = await self.store.group_info(_group_id(request))
+        return JSONResponse(
+            {
+                "group_info": b64e(info),
+                "epoch": epoch,
+                "group_epoch": current,
+                "self_removes": [b64e(p) for p in self_removes],
+            }
+        )
 
     async def fetch_inbox(self, request: Request) -> Response:
         identity = await self.authenticate(request)

@@ -356,6 +356,8 @@ class Store:
                 "UPDATE ds_groups SET epoch = ?, last_seq = ? WHERE group_id = ?",
                 (new_epoch, seq, group_id),
             )
+            # Pending SelfRemoves belong to the epoch that just ended.
+            tx.execute("DELETE FROM ds_self_removes WHERE group_id = ?", (group_id,))
             if group_info is not None:
                 tx.execute(
                     "UPDATE ds_groups SET group_info = ?, group_info_epoch = ? WHERE group_id = ?",
@@ -395,10 +397,18 @@ class Store:
             )
 
     async def post_message(
-        self, identity: bytes, group_id: bytes, header: Header, data: bytes
+        self,
+        identity: bytes,
+        group_id: bytes,
+        header: Header,
+        data: bytes,
+        *,
+        self_remove: bool = False,
     ) -> Posted:
         """Order a proposal or application message after the group's last message and fan it
-        out to the other members."""
+        out to the other members. A SelfRemove proposal of the current epoch is also kept for
+        external joiners until the epoch ends (draft-ietf-mls-extensions: the DS "SHOULD attach
+        any SelfRemove proposals known to the DS to the GroupInfo")."""
         digest = _digest(data)
 
         def fn(tx: Tx) -> Posted:
@@ -418,6 +428,12 @@ class Store:
             self._remember(tx, group_id, digest, seq, header.epoch, header.epoch)
             recipients = sorted(roster - {identity})
             self._fan_out(tx, recipients, header.kind, group_id, seq, header.epoch, data)
+            if self_remove and header.epoch == epoch:
+                tx.execute(
+                    "INSERT INTO ds_self_removes (group_id, epoch, digest, data) "
+                    "VALUES (?, ?, ?, ?)",
+                    (group_id, epoch, digest, data),
+                )
             return Posted(seq, epoch, len(recipients))
 
         return await self.db.run(fn)
@@ -483,8 +499,11 @@ class Store:
 
         await self.db.run(fn)
 
-    async def group_info(self, group_id: bytes) -> tuple[bytes, int, int]:
-        def fn(tx: Tx) -> tuple[bytes, int, int]:
+    async def group_info(self, group_id: bytes) -> tuple[bytes, int, int, list[bytes]]:
+        """The latest GroupInfo, its epoch, the group's epoch and the SelfRemove proposals
+        pending in the group's epoch (in the order they were posted)."""
+
+        def fn(tx: Tx) -> tuple[bytes, int, int, list[bytes]]:
             rows = tx.execute(
                 "SELECT group_info, group_info_epoch, epoch FROM ds_groups WHERE group_id = ?",
                 (group_id,),
@@ -493,7 +512,14 @@ class Store:
                 raise Refused(404, "unknown_group", "no such group")
             if rows[0][0] is None:
                 raise Refused(404, "no_group_info", "no GroupInfo was published for this group")
-            return bytes(rows[0][0]), int(rows[0][1]), int(rows[0][2])
+            current = int(rows[0][2])
+            pending = tx.execute(
+                "SELECT r.data FROM ds_self_removes r JOIN ds_seen s "
+                "ON s.group_id = r.group_id AND s.digest = r.digest "
+                "WHERE r.group_id = ? AND r.epoch = ? ORDER BY s.group_seq",
+                (group_id, current),
+            )
+            return bytes(rows[0][0]), int(rows[0][1]), current, [bytes(r[0]) for r in pending]
 
         return await self.db.run(fn)
 

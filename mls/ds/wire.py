@@ -25,6 +25,7 @@ from mls.framing.private import PrivateMessage
 from mls.framing.public import PublicMessage
 from mls.messages.group_info import GroupInfo
 from mls.messages.key_package import KeyPackage
+from mls.messages.proposals import SelfRemove
 from mls.messages.welcome import Welcome
 
 __all__ = [
@@ -146,6 +147,19 @@ def parse_group_message(data: bytes) -> Header:
         c = body.content
         return Header(c.group_id, c.epoch, c.content_type, c.sender.sender_type)
     raise Refused(400, "malformed_message", "not a group message (PublicMessage/PrivateMessage)")
+
+
+def self_remove_of(data: bytes) -> bool:
+    """Whether a group message is a SelfRemove proposal (draft-ietf-mls-extensions), checked as
+    far as a server can: it must be a PublicMessage from a member (the draft: "MUST be sent in
+    an MLS PublicMessage"; never an external proposal). Its signature and membership tag need the
+    group's tree and keys, which joiners and members check."""
+    body = _mls_message(data, "message").body
+    if not isinstance(body, PublicMessage) or not isinstance(body.content.content, SelfRemove):
+        return False
+    if body.content.sender.sender_type != SenderType.member:
+        raise Refused(422, "invalid_self_remove", "a SelfRemove is sent by a member")
+    return True
 
 
 def check_welcome(data: bytes) -> None:

@@ -235,6 +235,66 @@ def test_group_info_and_external_commit(server: Server) -> None:
     assert sorted(st["members"]) == sorted([b64e(alice.identity), b64e(joiner.identity)])
 
 
+def test_pending_self_removes_come_with_the_group_info(server: Server) -> None:
+    """draft-ietf-mls-extensions: the DS attaches the SelfRemove proposals of the current epoch
+    to the GroupInfo it hands out; an external joiner includes them, which removes the leaver."""
+    from mls.constants import WireFormat
+    from mls.framing.content import (
+        AuthenticatedContent,
+        FramedContent,
+        FramedContentAuthData,
+        Sender,
+    )
+    from mls.framing.protection import public_message_from
+    from mls.group import CommitMerged, Group, GroupConfig
+    from mls.messages.proposals import SelfRemove
+
+    config = GroupConfig(ratchet_tree_extension=True)
+    alice, alice_mls = member(server)
+    bob, bob_mls = member(server)
+    g = gid()
+    a = Group.create(alice_mls, g, config=config, now=NOW)
+    alice.create_group(g)
+    out = a.commit(add=[bob_mls.key_package(NOW)], now=NOW)
+    assert out.welcome is not None
+    assert alice.commit(g, out.commit, added=[bob.identity], welcome=out.welcome).status_code == 200
+    a.merge_pending_commit()
+    b = Group.join(bob_mls, out.welcome, config=config, now=NOW)
+    r = alice.req("PUT", f"/v1/groups/{b64e(g)}/group_info", {"group_info": b64e(a.group_info())})
+    assert r.status_code == 200
+    leave = b.propose_self_remove()
+    assert bob.post(g, leave).status_code == 200
+    # Another message of the epoch is not attached; a SelfRemove from a non-member sender is
+    # refused (the draft: never an external proposal) and changes nothing.
+    assert bob.post(g, fake_message(g, 1, APP)).status_code == 200
+    forged_content = FramedContent(
+        group_id=g, epoch=1, sender=Sender.external(0), content=SelfRemove()
+    )
+    forged_auth = AuthenticatedContent(
+        wire_format=WireFormat.mls_public_message,
+        content=forged_content,
+        auth=FramedContentAuthData(signature=bytes(64)),
+    )
+    forged = MLSMessage(body=public_message_from(a.suite, forged_auth, None, a.context))
+    r = bob.post(g, forged.to_bytes())
+    assert r.status_code == 422 and r.json()["error"] == "invalid_self_remove"
+    joiner, joiner_mls = member(server)
+    got = joiner.req("GET", f"/v1/groups/{b64e(g)}/group_info").json()
+    pending = [b64d(p, "p", max_len=1 << 20) for p in got["self_removes"]]
+    assert pending == [leave]
+    info = b64d(got["group_info"], "gi", max_len=1 << 20)
+    joined, commit = Group.external_join(joiner_mls, info, self_removes=pending, now=NOW)
+    assert joiner.commit(g, commit, removed=[bob.identity]).status_code == 200
+    entries = [e for e in alice.fetch_all() if e["epoch"] == 1 and e["kind"] != "application"]
+    events = [a.process(data_of(e), now=NOW) for e in entries]
+    merged = [e for e in events if isinstance(e, CommitMerged)]
+    assert len(merged) == 1 and merged[0].removed == (b.own_leaf_index,)
+    assert a.epoch_authenticator == joined.epoch_authenticator
+    # The new epoch has no pending SelfRemove any more.
+    got = joiner.req("GET", f"/v1/groups/{b64e(g)}/group_info").json()
+    assert got["self_removes"] == []
+
+
 def test_websocket_push_and_ack(server: Server) -> None:
     a, b = DsClient.new(server.url), DsClient.new(server.url)
     g = gid()
