@@ -48,7 +48,15 @@ from mls.extensions import Extension, ExternalSender, ExternalSenders
 from mls.framing.message import MLSMessage
 from mls.framing.private import PrivateMessage
 from mls.framing.public import PublicMessage
-from mls.group import ApplicationMessage, Client, CommitMerged, Group, GroupConfig, ProposalReceived
+from mls.group import (
+    ApplicationMessage,
+    Client,
+    CommitMerged,
+    CommitOutput,
+    Group,
+    GroupConfig,
+    ProposalReceived,
+)
 from mls.group.config import allow_external_proposals
 from mls.group.external import external_proposal
 from mls.interop import IMPL
@@ -726,13 +734,21 @@ class MLSClientService:
         config = replace(r.group.config, ratchet_tree_extension=not req.external_tree)
         # The first commit of the new group always carries a path (force_path holds).
         group, out = r.group.reinit_group(r.client, kps, config=config, now=_now())
-        group.merge_pending_commit()
-        group.set_config(r.group.config)
+        response = self._subgroup(group, out, r.group.config, req.external_tree)
         self._drop(req.reinit_id)
+        return response
+
+    def _subgroup(
+        self, group: Group, out: CommitOutput, config: GroupConfig, external_tree: bool
+    ) -> pb.CreateSubgroupResponse:
+        """Merge the new group's first commit, give it back the caller's config and answer
+        with its Welcome (and the tree when it travels out of band)."""
+        group.merge_pending_commit()
+        group.set_config(config)
         return pb.CreateSubgroupResponse(
             state_id=self._add(_State(group)),
             welcome=out.welcome or b"",
-            ratchet_tree=group.export_tree() if req.external_tree else b"",
+            ratchet_tree=group.export_tree() if external_tree else b"",
             epoch_authenticator=group.epoch_authenticator,
         )
 
@@ -760,15 +776,9 @@ class MLSClientService:
             extensions=_extensions(req.extensions),
             now=_now(),
         )
-        group.merge_pending_commit()
-        group.set_config(st.group.config)
+        response = self._subgroup(group, out, st.group.config, req.external_tree)
         self._drop(req.state_id)
-        return pb.CreateSubgroupResponse(
-            state_id=self._add(_State(group)),
-            welcome=out.welcome or b"",
-            ratchet_tree=group.export_tree() if req.external_tree else b"",
-            epoch_authenticator=group.epoch_authenticator,
-        )
+        return response
 
     def HandleBranch(self, req: pb.HandleBranchRequest) -> pb.HandleBranchResponse:
         st = self._state(req.state_id)
