@@ -1,4 +1,5 @@
-"""Smoke test of benchmarks/rekey.py, and checks that its tree builders are faithful.
+"""Smoke tests of benchmarks/rekey.py and benchmarks/chat.py, and checks that the tree builders
+are faithful.
 
 No timing is asserted anywhere: machines differ. The benchmark's own targets are reported by
 the benchmark, never tested here.
@@ -147,3 +148,47 @@ def test_resolution_key_matches_resolution_walk() -> None:
                     assert (got[1], got[0]) == want
                     checked += 1
     assert checked > 100
+
+
+CHAT_KEYS = {
+    "n",
+    "messages",
+    "median_ms",
+    "msgs_per_s",
+    "bytes_per_msg",
+    "floor_ms",
+    "unprotect_ms",
+    "txn_ms",
+    "ratio",
+    "open_ms",
+    "first_ms",
+    "state_bytes",
+}
+
+
+def test_chat_benchmark_runs(tmp_path: Path) -> None:
+    """benchmarks/chat.py at tiny sizes: every row is complete and its numbers are sane."""
+    out, md = tmp_path / "chat.json", tmp_path / "chat.md"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "chat.py"), "--sizes", "3,8"]
+    cmd += ["--messages", "4", "--restarts", "1", "--dir", str(tmp_path / "db")]
+    cmd += ["--json", str(out), "--md", str(md)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["n"] for r in rows] == [3, 8]
+    for row in rows:
+        assert CHAT_KEYS <= row.keys()
+        assert row["messages"] == 4 and row["restarts"] == 1
+        for k in ("median_ms", "msgs_per_s", "floor_ms", "unprotect_ms", "txn_ms", "ratio"):
+            assert row[k] > 0, k
+        assert row["min_ms"] <= row["median_ms"] <= row["max_ms"]
+        assert row["floor_ms"] == pytest.approx(row["unprotect_ms"] + row["txn_ms"])
+        assert row["open_ms"] > 0 and row["first_ms"] > 0
+        assert row["state_bytes"] > 0 and row["db_bytes"] > 0
+        if sys.platform == "linux":
+            # Each received message is stored: at least one page of the file is written.
+            assert row["bytes_per_msg"] >= 512 and row["floor_bytes"] >= 512
+    # The client's state grows with the group.
+    assert rows[1]["state_bytes"] > rows[0]["state_bytes"]
+    text = md.read_text()
+    assert "| n | msgs |" in text and "receive <= 2x floor" in text
