@@ -13,7 +13,7 @@ These bytes are as sensitive as the keys they hold; the application stores them 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TypeVar
 
@@ -38,15 +38,21 @@ from mls.tree.treekem import TreePrivate
 
 __all__ = [
     "CLIENT_STATE_VERSION",
+    "GROUP_PARTS_VERSION",
     "GROUP_STATE_VERSION",
     "ClientSnapshot",
+    "GroupDelta",
     "GroupSnapshot",
     "PoolEntry",
+    "SecretRows",
     "StateError",
+    "split_state",
 ]
 
 GROUP_STATE_VERSION = 1
 CLIENT_STATE_VERSION = 1
+#: Version of the parts form (:class:`GroupDelta`): the epoch part and the rest part.
+GROUP_PARTS_VERSION = 1
 
 #: One KeyPackage of a client's pool: (KeyPackage, init private key, leaf private key,
 #: last resort).
@@ -152,6 +158,37 @@ class ClientSnapshot:
 # -- group ------------------------------------------------------------------------------------
 
 
+#: Secret-tree rows of a group in the parts form: (epoch, node index) -> SecretTreeRow.
+SecretRows = Mapping[tuple[int, int], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupDelta:
+    """What changed in a group's stored form since the previous delta (``Group.storage_delta``).
+
+    The parts form splits a group's state so that a store writes what an operation changed:
+
+    - ``state``: the epoch part (GroupContext, ratchet tree, private keys, epoch secrets,
+      transcript hashes): rewritten once per epoch;
+    - ``rest``: the small part (status, cached proposals, what is kept of past epochs,
+      resumption PSKs, options);
+    - ``secrets``: the secret trees of the current and past epochs, one row per node that
+      holds a secret (``SecretTree.take_changed_rows``), keyed ``(epoch, node)``.
+
+    A store applies a delta in one transaction: when ``full``, it first deletes every secret
+    row of the group; it deletes the rows of ``drop_epochs`` and every row whose new value is
+    ``None`` (a consumed secret, §9.2), and writes the others.
+    """
+
+    group_id: bytes
+    epoch: int
+    full: bool
+    state: bytes | None = field(repr=False)
+    rest: bytes | None = field(repr=False)
+    secrets: Mapping[tuple[int, int], bytes | None] = field(repr=False)
+    drop_epochs: tuple[int, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class GroupSnapshot:
     suite_id: int
@@ -163,8 +200,36 @@ class GroupSnapshot:
     past: tuple[tuple[int, PastEpoch], ...] = field(repr=False)
     resumption: tuple[tuple[int, bytes], ...] = field(repr=False)
 
+    # -- the whole state in one blob (GROUP_STATE_VERSION) -----------------------------------
+
     def to_bytes(self) -> bytes:
+        rest = self._rest_fields(lambda _, tree: tree.to_bytes())
+        # The key order is the stored format's (tests/test_stored_state.py): keep it.
+        return cbor2.dumps(
+            {
+                "v": GROUP_STATE_VERSION,
+                "kind": "group",
+                "suite": self.suite_id,
+                "config": rest.pop("config"),
+                **self._epoch_fields(),
+                "secret_tree": self.epoch.secret_tree.to_bytes(),
+                **rest,
+            }
+        )
+
+    def _epoch_fields(self) -> _Obj:
         e = self.epoch
+        return {
+            "context": e.context.to_bytes(),
+            "tree": e.tree.encode_tree(),
+            "leaf": e.private.leaf_index,
+            "priv": [[x, sk, pk] for x, (sk, pk) in sorted(e.private.key_pairs().items())],
+            "secrets": {f.name: getattr(e.secrets, f.name) for f in fields(EpochSecrets)},
+            "interim": e.interim_transcript_hash,
+            "tag": e.confirmation_tag,
+        }
+
+    def _rest_fields(self, tree: Callable[[int, SecretTree], bytes]) -> _Obj:
         proposals = []
         for ref, cached in self.proposals:
             w = Writer()
@@ -174,7 +239,7 @@ class GroupSnapshot:
             [
                 ep,
                 p.context.to_bytes(),
-                p.secret_tree.to_bytes(),
+                tree(ep, p.secret_tree),
                 p.sender_data_secret,
                 [[leaf, n.to_bytes() if n is not None else None] for leaf, n in p.leaves.items()],
                 p.retired_at,
@@ -182,29 +247,16 @@ class GroupSnapshot:
             ]
             for ep, p in self.past
         ]
-        return cbor2.dumps(
-            {
-                "v": GROUP_STATE_VERSION,
-                "kind": "group",
-                "suite": self.suite_id,
-                # Callables (the external-proposal policy) are code, not state: the application
-                # passes them again when it loads the group (``Group.from_bytes(config=...)``).
-                "config": {k: v for k, v in asdict(self.config).items() if not callable(v)},
-                "context": e.context.to_bytes(),
-                "tree": e.tree.encode_tree(),
-                "leaf": e.private.leaf_index,
-                "priv": [[x, sk, pk] for x, (sk, pk) in sorted(e.private.key_pairs().items())],
-                "secrets": {f.name: getattr(e.secrets, f.name) for f in fields(EpochSecrets)},
-                "interim": e.interim_transcript_hash,
-                "tag": e.confirmation_tag,
-                "secret_tree": e.secret_tree.to_bytes(),
-                "status": self.status.value,
-                "reinit": encode(self.reinit) if self.reinit is not None else None,
-                "proposals": proposals,
-                "past": past,
-                "resumption": [[ep, s] for ep, s in self.resumption],
-            }
-        )
+        return {
+            # Callables (the external-proposal policy) are code, not state: the application
+            # passes them again when it loads the group (``Group.from_bytes(config=...)``).
+            "config": {k: v for k, v in asdict(self.config).items() if not callable(v)},
+            "status": self.status.value,
+            "reinit": encode(self.reinit) if self.reinit is not None else None,
+            "proposals": proposals,
+            "past": past,
+            "resumption": [[ep, s] for ep, s in self.resumption],
+        }
 
     @classmethod
     def from_bytes(
@@ -213,10 +265,79 @@ class GroupSnapshot:
         """Decode a stored group of suite ``cs``. The stored options are restored unless
         ``config`` replaces them."""
         obj = _loads(data, GROUP_STATE_VERSION, "group")
-        return _guard("group", lambda: cls._from_obj(obj, cs, config))
+        return _guard(
+            "group",
+            lambda: cls._from_obj(
+                obj, cs, config, lambda _, v: SecretTree.from_bytes(cs, _bytes(v))
+            ),
+        )
+
+    # -- the parts form (GroupDelta) --------------------------------------------------------
+
+    def epoch_part(self) -> bytes:
+        """The epoch part of the parts form (the current secret tree's header only)."""
+        return cbor2.dumps(
+            {
+                "v": GROUP_PARTS_VERSION,
+                "kind": "group-epoch",
+                "suite": self.suite_id,
+                **self._epoch_fields(),
+                "secret_tree": self.epoch.secret_tree.header(),
+            }
+        )
+
+    def rest_part(self) -> bytes:
+        """The small part of the parts form (past epochs with their secret-tree headers)."""
+        return cbor2.dumps(
+            {
+                "v": GROUP_PARTS_VERSION,
+                "kind": "group-rest",
+                **self._rest_fields(lambda _, tree: tree.header()),
+            }
+        )
+
+    def secret_trees(self) -> list[tuple[int, SecretTree]]:
+        """The secret trees held, by epoch: the current one first."""
+        return [(self.epoch.context.epoch, self.epoch.secret_tree)] + [
+            (ep, p.secret_tree) for ep, p in self.past
+        ]
 
     @classmethod
-    def _from_obj(cls, obj: _Obj, cs: CipherSuite, override: GroupConfig | None) -> GroupSnapshot:
+    def from_parts(
+        cls,
+        state: bytes,
+        rest: bytes,
+        secrets: SecretRows,
+        cs: CipherSuite,
+        config: GroupConfig | None = None,
+    ) -> GroupSnapshot:
+        """Decode a group stored in the parts form (see :class:`GroupDelta`). Rows of an epoch
+        the group does not keep are refused: they would be keys that should have been
+        deleted."""
+        epoch_obj = _loads(state, GROUP_PARTS_VERSION, "group-epoch")
+        rest_obj = _loads(rest, GROUP_PARTS_VERSION, "group-rest")
+        by_epoch: dict[int, dict[int, bytes]] = {}
+        for (ep, node), row in secrets.items():
+            by_epoch.setdefault(ep, {})[node] = row
+        used: set[int] = set()
+
+        def tree(ep: int, header: object) -> SecretTree:
+            used.add(ep)
+            return SecretTree.from_rows(cs, _bytes(header), by_epoch.get(ep, {}))
+
+        snap = _guard("group", lambda: cls._from_obj({**epoch_obj, **rest_obj}, cs, config, tree))
+        if set(by_epoch) - used:
+            raise StateError("stored secret-tree rows of an epoch the group does not keep")
+        return snap
+
+    @classmethod
+    def _from_obj(
+        cls,
+        obj: _Obj,
+        cs: CipherSuite,
+        override: GroupConfig | None,
+        secret_tree: Callable[[int, object], SecretTree],
+    ) -> GroupSnapshot:
         if _int(obj["suite"]) != cs.suite_id:
             raise StateError("stored group uses another cipher suite than the client")
         stored = obj["config"]
@@ -227,15 +348,16 @@ class GroupSnapshot:
         secrets = obj["secrets"]
         if not isinstance(secrets, dict):
             raise TypeError("secrets")
+        context = decode(GroupContext, _bytes(obj["context"]))
         epoch = EpochState(
-            context=decode(GroupContext, _bytes(obj["context"])),
+            context=context,
             tree=RatchetTree.decode(cs, _bytes(obj["tree"])),
             private=TreePrivate(
                 _int(obj["leaf"]),
                 {_int(x): (_bytes(sk), _bytes(pk)) for x, sk, pk in _list(obj, "priv")},
             ),
             secrets=EpochSecrets(**{k: _bytes(v) for k, v in secrets.items()}),
-            secret_tree=SecretTree.from_bytes(cs, _bytes(obj["secret_tree"])),
+            secret_tree=secret_tree(context.epoch, obj["secret_tree"]),
             interim_transcript_hash=_bytes(obj["interim"]),
             confirmation_tag=_bytes(obj["tag"]),
         )
@@ -260,7 +382,7 @@ class GroupSnapshot:
                 raise TypeError("past")
             p = PastEpoch(
                 context=decode(GroupContext, _bytes(ctx_bytes)),
-                secret_tree=SecretTree.from_bytes(cs, _bytes(st_bytes)),
+                secret_tree=secret_tree(_int(ep), st_bytes),
                 sender_data_secret=_bytes(sds),
                 leaves={
                     _int(leaf): (decode(LeafNode, _bytes(n)) if n is not None else None)
@@ -280,3 +402,15 @@ class GroupSnapshot:
             past=tuple(past),
             resumption=tuple((_int(ep), _bytes(s)) for ep, s in _list(obj, "resumption")),
         )
+
+
+def split_state(data: bytes) -> tuple[bytes, bytes, dict[tuple[int, int], bytes]]:
+    """A stored ``Group.to_bytes()`` in the parts form: ``(state, rest, secret rows)`` (see
+    :class:`GroupDelta`), for stores migrating from whole-state blobs."""
+    obj = _loads(data, GROUP_STATE_VERSION, "group")
+    cs = _guard("group", lambda: get_suite(_int(obj["suite"])))
+    snap = GroupSnapshot.from_bytes(data, cs)
+    rows = {
+        (ep, node): row for ep, tree in snap.secret_trees() for node, row in tree.rows().items()
+    }
+    return snap.epoch_part(), snap.rest_part(), rows

@@ -33,6 +33,9 @@ Window policy (§15.3 leaves it to the application; the defaults are justified a
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
 from mls.codec import Buffer, Writer
 from mls.constants import ContentType
 from mls.crypto import CipherSuite
@@ -199,6 +202,7 @@ class SecretTree:
 
     __slots__ = (
         "_cs",
+        "_dirty",
         "_heads",
         "_leaf_count",
         "_max_forward",
@@ -223,6 +227,7 @@ class SecretTree:
         if len(encryption_secret) != cs.hash_len:
             raise UsageError("encryption_secret must be KDF.Nh bytes")
         self._nodes[self._root] = encryption_secret
+        self._dirty.add(self._root)
 
     def _setup(
         self,
@@ -250,6 +255,8 @@ class SecretTree:
         self._nodes: dict[int, bytes] = {}
         # leaf index -> [handshake ratchet, application ratchet]
         self._ratchets: dict[int, tuple[_Ratchet, _Ratchet]] = {}
+        # Storage rows (node indices) changed since the last take_rows(): see "storage".
+        self._dirty: set[int] = set()
 
     def __repr__(self) -> str:
         return (
@@ -330,6 +337,9 @@ class SecretTree:
         del self._nodes[d.consumed]
         self._nodes.update(d.kept)
         self._ratchets[d.leaf_index] = d.pair
+        self._dirty.add(d.consumed)
+        self._dirty.update(d.kept)
+        self._dirty.add(2 * d.leaf_index)
 
     # -- ratchet steps --------------------------------------------------------------------------
 
@@ -377,6 +387,7 @@ class SecretTree:
         key, nonce, r.secret = self._step(r.secret, generation)
         r.next_generation = generation + 1
         self._prune(r)
+        self._dirty.add(2 * self._own_leaf)
         return generation, key, nonce
 
     # -- receiving ----------------------------------------------------------------------------
@@ -476,12 +487,14 @@ class SecretTree:
                 return
             if r.skipped.pop(g, None) is None:
                 raise ReplayedMessage(f"key for generation {g} was already consumed")
+            self._dirty.add(2 * pending.leaf_index)
             return
         next_secret, skipped = pending._advance
         r.secret = next_secret
         r.next_generation = g + 1
         r.skipped.update(skipped)
         self._prune(r)
+        self._dirty.add(2 * pending.leaf_index)
 
     def receive_key(
         self, leaf_index: int, content_type: int, generation: int
@@ -532,51 +545,42 @@ class SecretTree:
         ```
         """
         w = Writer()
+        self._push_header(w)
+        w.push_vector(sorted(self._nodes.items()), _push_node)
+        w.push_vector(sorted(self._ratchets.items()), _push_leaf)
+        return w.getvalue()
+
+    def _push_header(self, w: Writer) -> None:
         w.push_uint16(self._cs.suite_id)
         w.push_uint32(self._leaf_count)
         w.push_optional(self._own_leaf, Writer.push_uint32)
         w.push_uint32(self._window)
         w.push_uint32(self._max_forward)
 
-        def push_node(w: Writer, item: tuple[int, bytes]) -> None:
-            w.push_uint32(item[0])
-            w.push_opaque(item[1])
-
-        def push_skipped(w: Writer, item: tuple[int, tuple[bytes, bytes]]) -> None:
-            w.push_uint32(item[0])
-            w.push_opaque(item[1][0])
-            w.push_opaque(item[1][1])
-
-        def push_ratchet(w: Writer, r: _Ratchet) -> None:
-            w.push_uint64(r.next_generation)
-            w.push_opaque(r.secret)
-            w.push_vector(r.skipped.items(), push_skipped)
-
-        def push_leaf(w: Writer, item: tuple[int, tuple[_Ratchet, _Ratchet]]) -> None:
-            w.push_uint32(item[0])
-            push_ratchet(w, item[1][0])
-            push_ratchet(w, item[1][1])
-
-        w.push_vector(sorted(self._nodes.items()), push_node)
-        w.push_vector(sorted(self._ratchets.items()), push_leaf)
-        return w.getvalue()
-
     @classmethod
     def from_bytes(cls, cs: CipherSuite, data: bytes) -> SecretTree:
         """Restore a tree written by :meth:`to_bytes`; raises :class:`DecodeError` if invalid."""
         buf = Buffer(data)
-        try:
-            tree = cls._decode(cs, buf)
-        except MLSError:
-            raise
-        except (ValueError, IndexError, KeyError, OverflowError, TypeError) as exc:
-            raise DecodeError(f"cannot decode SecretTreeState: {type(exc).__name__}") from exc
+
+        def decode() -> SecretTree:
+            tree = cls._pull_header(cs, buf)
+            check = tree._checks()
+            nodes = buf.pull_vector(lambda b: check.node(b.pull_uint32(), b.pull_opaque()))
+            leaves = buf.pull_vector(check.leaf)
+            tree._nodes = dict(nodes)
+            tree._ratchets = dict(leaves)
+            if len(tree._nodes) != len(nodes) or len(tree._ratchets) != len(leaves):
+                raise DecodeError("duplicate entries in secret tree state")
+            tree._dirty = set(tree._nodes) | {2 * leaf for leaf in tree._ratchets}
+            return tree
+
+        tree = _decoding("SecretTreeState", decode)
         if not buf.eof():
             raise DecodeError(f"{buf.remaining()} trailing bytes after SecretTreeState")
         return tree
 
     @classmethod
-    def _decode(cls, cs: CipherSuite, buf: Buffer) -> SecretTree:
+    def _pull_header(cls, cs: CipherSuite, buf: Buffer) -> SecretTree:
         suite = buf.pull_uint16()
         if suite != cs.suite_id:
             raise DecodeError(f"secret tree state is for suite {suite}, not {cs.suite_id}")
@@ -589,49 +593,203 @@ class SecretTree:
             tree._setup(cs, leaf_count, own_leaf, window, max_forward)
         except UsageError as exc:
             raise DecodeError(f"invalid secret tree state: {exc}") from exc
-        width = 2 * (tree._root + 1) - 1
-        nh, nk, nn = cs.hash_len, cs.aead_key_len, cs.aead_nonce_len
-
-        def pull_secret(buf: Buffer, length: int) -> bytes:
-            value = buf.pull_opaque()
-            if len(value) != length:
-                raise DecodeError("secret of the wrong length in secret tree state")
-            return value
-
-        def pull_node(buf: Buffer) -> tuple[int, bytes]:
-            index = buf.pull_uint32()
-            if index >= width:
-                raise DecodeError(f"node {index} outside the secret tree")
-            return index, pull_secret(buf, nh)
-
-        def pull_skipped(buf: Buffer) -> tuple[int, tuple[bytes, bytes]]:
-            g = buf.pull_uint32()
-            return g, (pull_secret(buf, nk), pull_secret(buf, nn))
-
-        def pull_ratchet(buf: Buffer) -> _Ratchet:
-            next_generation = buf.pull_uint64()
-            if next_generation > MAX_GENERATION + 1:
-                raise DecodeError("ratchet generation out of range")
-            secret = pull_secret(buf, nh)
-            items = buf.pull_vector(pull_skipped)
-            gens = [g for g, _ in items]
-            if gens != sorted(set(gens)) or (gens and gens[-1] >= next_generation):
-                raise DecodeError("skipped generations not increasing and behind the ratchet")
-            return _Ratchet(secret, next_generation, dict(items))
-
-        def pull_leaf(buf: Buffer) -> tuple[int, tuple[_Ratchet, _Ratchet]]:
-            leaf = buf.pull_uint32()
-            if leaf >= leaf_count:
-                raise DecodeError(f"leaf {leaf} outside the secret tree")
-            return leaf, (pull_ratchet(buf), pull_ratchet(buf))
-
-        nodes = buf.pull_vector(pull_node)
-        leaves = buf.pull_vector(pull_leaf)
-        tree._nodes = dict(nodes)
-        tree._ratchets = dict(leaves)
-        if len(tree._nodes) != len(nodes) or len(tree._ratchets) != len(leaves):
-            raise DecodeError("duplicate entries in secret tree state")
         return tree
+
+    def _checks(self) -> _RowChecks:
+        cs = self._cs
+        return _RowChecks(
+            2 * (self._root + 1) - 1,
+            self._leaf_count,
+            cs.hash_len,
+            cs.aead_key_len,
+            cs.aead_nonce_len,
+        )
+
+    # -- storage by rows ----------------------------------------------------------------------
+    #
+    # For a store that writes what changed instead of the whole tree: a header (the fixed
+    # parameters) and one row per node index that holds a secret: either a tree node's secret
+    # or, at a leaf's node index 2 * leaf, that leaf's two ratchets. Receiving a message
+    # changes one row (the sender's ratchets), or O(log n) rows the first time a sender is
+    # derived (§9: the consumed parent is deleted, the off-path children are stored).
+    #
+    # struct {
+    #     uint8 kind;                 /* 0: tree node secret, 1: leaf ratchets */
+    #     select (kind) {
+    #         case 0: opaque secret<V>;
+    #         case 1: RatchetState handshake; RatchetState application;
+    #     };
+    # } SecretTreeRow;
+
+    def header(self) -> bytes:
+        """The fixed part of :meth:`to_bytes` (suite, leaf count, own leaf, window bounds)."""
+        w = Writer()
+        self._push_header(w)
+        return w.getvalue()
+
+    def _row(self, node: int) -> bytes | None:
+        w = Writer()
+        secret = self._nodes.get(node)
+        if secret is not None:
+            w.push_uint8(0)
+            w.push_opaque(secret)
+        else:
+            pair = self._ratchets.get(node >> 1) if node % 2 == 0 else None
+            if pair is None:
+                return None
+            w.push_uint8(1)
+            _push_ratchet(w, pair[0])
+            _push_ratchet(w, pair[1])
+        return w.getvalue()
+
+    def rows(self) -> dict[int, bytes]:
+        """Every row of the current state (node index -> SecretTreeRow); marks all as stored."""
+        self._dirty.clear()
+        out: dict[int, bytes] = {}
+        for node in [*self._nodes, *(2 * leaf for leaf in self._ratchets)]:
+            row = self._row(node)
+            assert row is not None
+            out[node] = row
+        return out
+
+    def take_changed_rows(self) -> dict[int, bytes | None]:
+        """The rows changed since the last :meth:`rows` / :meth:`take_changed_rows` (a tree
+        just created or decoded from :meth:`to_bytes` has every row changed): node index ->
+        its new SecretTreeRow, or ``None`` where the secret was deleted (§9.2: the store must
+        delete that row in the same transaction)."""
+        out = {node: self._row(node) for node in sorted(self._dirty)}
+        self._dirty.clear()
+        return out
+
+    @classmethod
+    def from_rows(cls, cs: CipherSuite, header: bytes, rows: Mapping[int, bytes]) -> SecretTree:
+        """Restore a tree from :meth:`header` and its rows; raises :class:`DecodeError` if they
+        are invalid (a row outside the tree, a leaf row not at a leaf, a path with two
+        secrets). The restored tree has no changed rows."""
+
+        def decode() -> SecretTree:
+            buf = Buffer(header)
+            tree = cls._pull_header(cs, buf)
+            if not buf.eof():
+                raise DecodeError("trailing bytes after the secret tree header")
+            check = tree._checks()
+            for node, data in rows.items():
+                b = Buffer(data)
+                kind = b.pull_uint8()
+                if kind == 0:
+                    index, secret = check.node(node, b.pull_opaque())
+                    tree._nodes[index] = secret
+                elif kind == 1 and node % 2 == 0:
+                    leaf, pair = check.leaf_at(node >> 1, b)
+                    tree._ratchets[leaf] = pair
+                else:
+                    raise DecodeError(f"invalid secret tree row kind {kind} at node {node}")
+                if not b.eof():
+                    raise DecodeError(f"trailing bytes in secret tree row {node}")
+            tree._check_frontier()
+            return tree
+
+        return _decoding("SecretTreeRow", decode)
+
+    def _check_frontier(self) -> None:
+        """Every stored secret is on its own root-to-leaf path: no node holds a secret while
+        an ancestor still does (rows from a store must not resurrect a deleted key)."""
+        held = set(self._nodes) | {2 * leaf for leaf in self._ratchets}
+        for x in held:
+            y = x
+            while y != self._root:
+                k = (y ^ (y + 1)).bit_length() - 1  # level(y): its trailing ones (Appendix C)
+                y = (y | (1 << k)) ^ (((y >> (k + 1)) & 1) << (k + 1))  # parent_step
+                if y in self._nodes:
+                    raise DecodeError(f"secret tree rows hold node {x} and its ancestor {y}")
+
+
+class _RowChecks:
+    """Range and length checks shared by the two storage decoders."""
+
+    __slots__ = ("hash_len", "key_len", "leaf_count", "nonce_len", "width")
+
+    def __init__(
+        self, width: int, leaf_count: int, hash_len: int, key_len: int, nonce_len: int
+    ) -> None:
+        self.width = width
+        self.leaf_count = leaf_count
+        self.hash_len = hash_len
+        self.key_len = key_len
+        self.nonce_len = nonce_len
+
+    @staticmethod
+    def _secret(value: bytes, length: int) -> bytes:
+        if len(value) != length:
+            raise DecodeError("secret of the wrong length in secret tree state")
+        return value
+
+    def node(self, index: int, secret: bytes) -> tuple[int, bytes]:
+        if index >= self.width:
+            raise DecodeError(f"node {index} outside the secret tree")
+        return index, self._secret(secret, self.hash_len)
+
+    def _ratchet(self, buf: Buffer) -> _Ratchet:
+        next_generation = buf.pull_uint64()
+        if next_generation > MAX_GENERATION + 1:
+            raise DecodeError("ratchet generation out of range")
+        secret = self._secret(buf.pull_opaque(), self.hash_len)
+        items = buf.pull_vector(
+            lambda b: (
+                b.pull_uint32(),
+                (
+                    self._secret(b.pull_opaque(), self.key_len),
+                    self._secret(b.pull_opaque(), self.nonce_len),
+                ),
+            )
+        )
+        gens = [g for g, _ in items]
+        if gens != sorted(set(gens)) or (gens and gens[-1] >= next_generation):
+            raise DecodeError("skipped generations not increasing and behind the ratchet")
+        return _Ratchet(secret, next_generation, dict(items))
+
+    def leaf_at(self, leaf: int, buf: Buffer) -> tuple[int, tuple[_Ratchet, _Ratchet]]:
+        if leaf >= self.leaf_count:
+            raise DecodeError(f"leaf {leaf} outside the secret tree")
+        return leaf, (self._ratchet(buf), self._ratchet(buf))
+
+    def leaf(self, buf: Buffer) -> tuple[int, tuple[_Ratchet, _Ratchet]]:
+        return self.leaf_at(buf.pull_uint32(), buf)
+
+
+def _push_node(w: Writer, item: tuple[int, bytes]) -> None:
+    w.push_uint32(item[0])
+    w.push_opaque(item[1])
+
+
+def _push_skipped(w: Writer, item: tuple[int, tuple[bytes, bytes]]) -> None:
+    w.push_uint32(item[0])
+    w.push_opaque(item[1][0])
+    w.push_opaque(item[1][1])
+
+
+def _push_ratchet(w: Writer, r: _Ratchet) -> None:
+    w.push_uint64(r.next_generation)
+    w.push_opaque(r.secret)
+    w.push_vector(r.skipped.items(), _push_skipped)
+
+
+def _push_leaf(w: Writer, item: tuple[int, tuple[_Ratchet, _Ratchet]]) -> None:
+    w.push_uint32(item[0])
+    _push_ratchet(w, item[1][0])
+    _push_ratchet(w, item[1][1])
+
+
+_T = TypeVar("_T")
+
+
+def _decoding(what: str, fn: Callable[[], _T]) -> _T:
+    try:
+        return fn()
+    except MLSError:
+        raise
+    except (ValueError, IndexError, KeyError, OverflowError, TypeError) as exc:
+        raise DecodeError(f"cannot decode {what}: {type(exc).__name__}") from exc
 
 
 def _content_of(kind: int) -> int:
