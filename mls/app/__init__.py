@@ -33,6 +33,7 @@ from mls.app.delivery import DeliveryService
 from mls.app.disappearing import DISAPPEARING_MESSAGES_EXTENSION, DisappearingMessages
 from mls.app.storage import (
     GroupRecord,
+    GroupWrite,
     MemoryStorage,
     Snapshot,
     SQLiteStorage,
@@ -53,6 +54,7 @@ __all__ = [
     "GroupCall",
     "GroupExporter",
     "GroupRecord",
+    "GroupWrite",
     "GroupUpdated",
     "Ignored",
     "Joined",

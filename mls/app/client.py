@@ -75,7 +75,7 @@ from mls.app.disappearing import (
     with_required_support,
     with_timer,
 )
-from mls.app.storage import GroupRecord, Snapshot, StateChange, Storage, StoredMessage
+from mls.app.storage import GroupWrite, Snapshot, StateChange, Storage, StoredMessage
 from mls.app.view import ChatLine, conversation
 from mls.codec import decode
 from mls.constants import ContentType
@@ -233,6 +233,10 @@ ChatEvent = MessageReceived | MessageExpired | GroupUpdated | ProposalQueued | J
 # -- per-group application state ------------------------------------------------------------------
 
 
+#: ``_Entry.stored_previous`` before anything was stored.
+_UNSTORED = object()
+
+
 @dataclass(eq=False, slots=True)
 class _Entry:
     group: Group
@@ -249,6 +253,9 @@ class _Entry:
     #: (epoch after a commit, {leaf: identity before it}) for attributing late messages.
     history: list[tuple[int, dict[int, bytes | None]]] = field(default_factory=list)
     call: GroupCall | None = None
+    #: What the store holds of ``meta()`` and ``previous`` (written only when they change).
+    stored_meta: bytes | None = None
+    stored_previous: object = _UNSTORED
 
     def timer_at(self, epoch: int) -> int | None:
         if epoch in self.timers:
@@ -358,12 +365,13 @@ class ChatClient:
         self._groups = {}
         for gid, rec in snap.groups.items():
             # The options are the client's (the external-proposal policy is code, not state).
-            entry = _Entry(
-                group=Group.from_bytes(rec.state, self._client, config=self._config.group_config),
-                timers={},
+            group = Group.from_parts(
+                rec.state, rec.rest, rec.secrets, self._client, config=self._config.group_config
             )
+            entry = _Entry(group=group, timers={})
             entry.load_meta(rec.meta)
-            entry.previous = rec.previous
+            entry.previous = entry.stored_previous = rec.previous
+            entry.stored_meta = rec.meta
             entry.rebuild_roster()
             entry.call = calls.get(gid)
             self._groups[gid] = entry
@@ -423,15 +431,19 @@ class ChatClient:
 
     # -- persistence -------------------------------------------------------------------------
 
-    def _record(self, entry: _Entry) -> GroupRecord:
-        g = entry.group
-        return GroupRecord(
-            group_id=g.group_id,
-            epoch=g.epoch,
-            state=g.to_bytes(),
-            meta=entry.meta(),
+    @staticmethod
+    def _write(entry: _Entry) -> tuple[GroupWrite, bytes]:
+        """The group's changes since it was last stored (see ``Group.storage_delta``): one
+        secret-tree row for a received message, the epoch once per epoch; the metadata and
+        the previous epoch only when they changed. Also returns the metadata."""
+        meta = entry.meta()
+        write = GroupWrite(
+            delta=entry.group.storage_delta(),
+            meta=meta if meta != entry.stored_meta else None,
             previous=entry.previous,
+            write_previous=entry.previous is not entry.stored_previous,
         )
+        return write, meta
 
     def _persist(
         self,
@@ -444,18 +456,31 @@ class ChatClient:
         """Store the given groups (and the client, messages, cursor) and delete the records of
         the ``forget`` groups, in one transaction; on failure reload everything from storage,
         so memory never runs ahead of the disk."""
+        metas: list[bytes] = []
         try:
+            writes = []
+            for e in entries:
+                w, meta = self._write(e)
+                writes.append(w)
+                metas.append(meta)
             change = StateChange(
                 client=self._client.to_bytes() if client else None,
-                put_groups=tuple(self._record(e) for e in entries),
+                put_groups=tuple(writes),
                 forget_groups=tuple(forget),
                 add_messages=tuple(add),
                 cursor=cursor,
             )
             self._storage.apply(change)
         except BaseException:
+            # The deltas were handed out but not stored: an entry kept after this (a processed
+            # message, see _keep_processed) must write its whole state next time.
+            for e in entries:
+                e.group.mark_unstored()
+                e.stored_meta, e.stored_previous = None, _UNSTORED
             self._load(self._storage.load())
             raise
+        for e, meta in zip(entries, metas, strict=True):
+            e.stored_meta, e.stored_previous = meta, e.previous
         for gid in forget:
             self._groups.pop(gid, None)
         if cursor is not None:

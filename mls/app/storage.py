@@ -45,9 +45,11 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from mls.errors import InternalError, UsageError
+from mls.group.snapshot import GroupDelta, split_state
 
 __all__ = [
     "GroupRecord",
+    "GroupWrite",
     "MemoryStorage",
     "SQLiteStorage",
     "Snapshot",
@@ -56,7 +58,9 @@ __all__ = [
     "StoredMessage",
 ]
 
-SCHEMA_VERSION = 1
+#: 1: one row per group with ``Group.to_bytes()``; 2: the parts form (``GroupDelta``), so a
+#: received message writes one secret-tree row instead of the whole group.
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,12 +91,17 @@ class StoredMessage:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupRecord:
-    """The persisted state of one group."""
+    """The persisted state of one group, as loaded: the parts form of ``Group.storage_delta``
+    (restore with ``Group.from_parts(state, rest, secrets, client)``)."""
 
     group_id: bytes
     epoch: int
-    #: ``Group.to_bytes()``: holds private keys.
+    #: The epoch part (tree, epoch secrets, private keys): written once per epoch.
     state: bytes = field(repr=False)
+    #: The small part (status, proposals, past epochs, options).
+    rest: bytes = field(repr=False)
+    #: The secret trees' rows: (epoch, node index) -> row.
+    secrets: Mapping[tuple[int, int], bytes] = field(default_factory=dict, repr=False)
     #: Application metadata (timer history, call session counter), CBOR.
     meta: bytes = b""
     #: The state before our own commit while the delivery service has not confirmed it: the
@@ -101,12 +110,29 @@ class GroupRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class GroupWrite:
+    """What one operation changed in one group: the protocol state's delta and, when they
+    changed, the application metadata and the ``previous`` state."""
+
+    delta: GroupDelta
+    #: The new metadata (``None``: unchanged).
+    meta: bytes | None = None
+    #: Store ``previous`` (``None`` deletes it) when ``write_previous``; else it is unchanged.
+    previous: bytes | None = field(default=None, repr=False)
+    write_previous: bool = False
+
+    @property
+    def group_id(self) -> bytes:
+        return self.delta.group_id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StateChange:
     """Everything one operation changes; applied atomically by :meth:`Storage.apply`."""
 
     #: The new client blob, if the client changed (e.g. a KeyPackage was used or created).
     client: bytes | None = field(default=None, repr=False)
-    put_groups: tuple[GroupRecord, ...] = ()
+    put_groups: tuple[GroupWrite, ...] = ()
     #: Groups deleted with all their stored messages.
     drop_groups: tuple[bytes, ...] = ()
     #: Groups whose record (state, metadata, previous epoch) is deleted while their stored
@@ -154,6 +180,33 @@ class Storage(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(slots=True)
+class _MemGroup:
+    epoch: int
+    state: bytes
+    rest: bytes
+    meta: bytes
+    previous: bytes | None
+    secrets: dict[tuple[int, int], bytes]
+
+    def record(self, group_id: bytes) -> GroupRecord:
+        return GroupRecord(
+            group_id=group_id,
+            epoch=self.epoch,
+            state=self.state,
+            rest=self.rest,
+            secrets=dict(self.secrets),
+            meta=self.meta,
+            previous=self.previous,
+        )
+
+
+def _check_new(w: GroupWrite, exists: bool) -> None:
+    d = w.delta
+    if not exists and not (d.full and d.state is not None and d.rest is not None):
+        raise UsageError(f"a partial state for group {d.group_id.hex()}, which is not stored")
+
+
 class MemoryStorage:
     """A :class:`Storage` in process memory (tests, demos, ephemeral clients).
 
@@ -164,14 +217,15 @@ class MemoryStorage:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._client: bytes | None = None
-        self._groups: dict[bytes, GroupRecord] = {}
+        self._groups: dict[bytes, _MemGroup] = {}
         self._messages: dict[tuple[bytes, bytes], StoredMessage] = {}
         self._cursor = 0
         self._seq = 0
 
     def load(self) -> Snapshot:
         with self._lock:
-            return Snapshot(client=self._client, groups=dict(self._groups), cursor=self._cursor)
+            groups = {gid: g.record(gid) for gid, g in self._groups.items()}
+            return Snapshot(client=self._client, groups=groups, cursor=self._cursor)
 
     def apply(self, change: StateChange) -> None:
         with self._lock:
@@ -181,6 +235,9 @@ class MemoryStorage:
                 k in self._messages and k not in deleting for k in new_keys
             ):
                 raise UsageError("duplicate message ID in a group")
+            gone = set(change.drop_groups) | set(change.forget_groups)
+            for w in change.put_groups:
+                _check_new(w, w.group_id in self._groups and w.group_id not in gone)
             if change.client is not None:
                 self._client = change.client
             for gid in change.drop_groups:
@@ -189,8 +246,8 @@ class MemoryStorage:
                     del self._messages[key]
             for gid in change.forget_groups:
                 self._groups.pop(gid, None)
-            for rec in change.put_groups:
-                self._groups[rec.group_id] = rec
+            for w in change.put_groups:
+                self._put(w)
             for key in change.delete_messages:
                 self._messages.pop(key, None)
             for m in change.add_messages:
@@ -198,6 +255,31 @@ class MemoryStorage:
                 self._messages[(m.group_id, m.message_id)] = replace(m, seq=self._seq)
             if change.cursor is not None:
                 self._cursor = change.cursor
+
+    def _put(self, w: GroupWrite) -> None:
+        d = w.delta
+        g = self._groups.get(d.group_id)
+        if g is None:
+            g = self._groups[d.group_id] = _MemGroup(d.epoch, b"", b"", b"", None, {})
+        if d.full:
+            g.secrets.clear()
+        g.epoch = d.epoch
+        if d.state is not None:
+            g.state = d.state
+        if d.rest is not None:
+            g.rest = d.rest
+        if w.meta is not None:
+            g.meta = w.meta
+        if w.write_previous:
+            g.previous = w.previous
+        for ep in d.drop_epochs:
+            for key in [k for k in g.secrets if k[0] == ep]:
+                del g.secrets[key]
+        for key, row in d.secrets.items():
+            if row is None:
+                g.secrets.pop(key, None)
+            else:
+                g.secrets[key] = row
 
     def messages(self, group_id: bytes) -> list[StoredMessage]:
         with self._lock:
@@ -231,10 +313,24 @@ CREATE TABLE IF NOT EXISTS kv (
 CREATE TABLE IF NOT EXISTS groups (
     group_id BLOB PRIMARY KEY,
     epoch INTEGER NOT NULL,
-    state BLOB NOT NULL,
-    meta BLOB NOT NULL,
-    previous BLOB
+    rest BLOB NOT NULL,
+    meta BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS group_epochs (
+    group_id BLOB PRIMARY KEY,
+    state BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS group_previous (
+    group_id BLOB PRIMARY KEY,
+    previous BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS group_secrets (
+    group_id BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
+    node INTEGER NOT NULL,
+    row BLOB NOT NULL,
+    PRIMARY KEY (group_id, epoch, node)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY,
     group_id BLOB NOT NULL,
@@ -251,6 +347,9 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_expiry ON messages (expires_at)
     WHERE expires_at IS NOT NULL;
 """
+
+#: Tables holding one group's record (everything but its messages).
+_GROUP_TABLES = ("groups", "group_epochs", "group_previous", "group_secrets")
 
 _MESSAGE_COLUMNS = (
     "seq, group_id, message_id, sender, sender_leaf, epoch, received_at, expires_at, outgoing, "
@@ -292,17 +391,22 @@ class SQLiteStorage:
         db.execute("PRAGMA temp_store = MEMORY")
         db.execute("BEGIN IMMEDIATE")
         try:
+            db.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+            row = db.execute("SELECT value FROM kv WHERE key = 'schema'").fetchone()
+            version = int.from_bytes(row[0], "big") if row is not None else SCHEMA_VERSION
+            if version == 1:
+                db.execute("ALTER TABLE groups RENAME TO groups_v1")
+            elif version != SCHEMA_VERSION:
+                raise UsageError(f"database schema {version} is unknown")
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     db.execute(stmt)
-            row = db.execute("SELECT value FROM kv WHERE key = 'schema'").fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT INTO kv (key, value) VALUES ('schema', ?)",
-                    (SCHEMA_VERSION.to_bytes(4, "big"),),
-                )
-            elif int.from_bytes(row[0], "big") != SCHEMA_VERSION:
-                raise UsageError(f"database schema {int.from_bytes(row[0], 'big')} is unknown")
+            if version == 1:
+                _migrate_v1(db)
+            db.execute(
+                "INSERT OR REPLACE INTO kv (key, value) VALUES ('schema', ?)",
+                (SCHEMA_VERSION.to_bytes(4, "big"),),
+            )
             # A process killed before its journal was synced leaves a journal with a zeroed
             # header: not hot (SQLite ignores it) but not deleted either. It holds pages of the
             # current state only; one real write (an open counter) reuses and unlinks it.
@@ -323,16 +427,25 @@ class SQLiteStorage:
         client = bytes(row[0]) if row is not None else None
         row = db.execute("SELECT value FROM kv WHERE key = 'cursor'").fetchone()
         cursor = int.from_bytes(row[0], "big") if row is not None else 0
+        secrets: dict[bytes, dict[tuple[int, int], bytes]] = {}
+        for gid, epoch, node, value in db.execute(
+            "SELECT group_id, epoch, node, row FROM group_secrets"
+        ):
+            secrets.setdefault(bytes(gid), {})[(epoch, node)] = bytes(value)
         groups = {
             bytes(gid): GroupRecord(
                 group_id=bytes(gid),
                 epoch=epoch,
                 state=bytes(state),
+                rest=bytes(rest),
+                secrets=secrets.get(bytes(gid), {}),
                 meta=bytes(meta),
                 previous=bytes(previous) if previous is not None else None,
             )
-            for gid, epoch, state, meta, previous in db.execute(
-                "SELECT group_id, epoch, state, meta, previous FROM groups"
+            for gid, epoch, state, rest, meta, previous in db.execute(
+                "SELECT g.group_id, g.epoch, e.state, g.rest, g.meta, p.previous FROM groups g "
+                "JOIN group_epochs e ON e.group_id = g.group_id "
+                "LEFT JOIN group_previous p ON p.group_id = g.group_id"
             )
         }
         return Snapshot(client=client, groups=groups, cursor=cursor)
@@ -346,16 +459,12 @@ class SQLiteStorage:
                     "INSERT OR REPLACE INTO kv (key, value) VALUES ('client', ?)", (change.client,)
                 )
             for gid in change.drop_groups:
-                db.execute("DELETE FROM groups WHERE group_id = ?", (gid,))
+                _delete_group(db, gid)
                 db.execute("DELETE FROM messages WHERE group_id = ?", (gid,))
             for gid in change.forget_groups:  # secure_delete zeroes the freed cells and pages
-                db.execute("DELETE FROM groups WHERE group_id = ?", (gid,))
-            for rec in change.put_groups:
-                db.execute(
-                    "INSERT OR REPLACE INTO groups (group_id, epoch, state, meta, previous) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (rec.group_id, rec.epoch, rec.state, rec.meta, rec.previous),
-                )
+                _delete_group(db, gid)
+            for w in change.put_groups:
+                _put_group(db, w)
             db.executemany(
                 "DELETE FROM messages WHERE group_id = ? AND message_id = ?",
                 change.delete_messages,
@@ -449,3 +558,79 @@ class SQLiteStorage:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _delete_group(db: sqlite3.Connection, gid: bytes) -> None:
+    for table in _GROUP_TABLES:
+        db.execute(f"DELETE FROM {table} WHERE group_id = ?", (gid,))  # noqa: S608
+
+
+def _put_group(db: sqlite3.Connection, w: GroupWrite) -> None:
+    """One group's changes, inside the caller's transaction (see :class:`GroupDelta`)."""
+    d = w.delta
+    gid = d.group_id
+    exists = db.execute("SELECT 1 FROM groups WHERE group_id = ?", (gid,)).fetchone() is not None
+    _check_new(w, exists)
+    if not exists:
+        db.execute(
+            "INSERT INTO groups (group_id, epoch, rest, meta) VALUES (?, ?, ?, ?)",
+            (gid, d.epoch, d.rest, w.meta if w.meta is not None else b""),
+        )
+    elif d.rest is not None or w.meta is not None or d.state is not None:
+        # (A received message changes none of these: its write stays one secret row.)
+        sets: list[str] = ["epoch = ?"]
+        args: list[int | bytes] = [d.epoch]
+        if d.rest is not None:
+            sets.append("rest = ?")
+            args.append(d.rest)
+        if w.meta is not None:
+            sets.append("meta = ?")
+            args.append(w.meta)
+        db.execute(f"UPDATE groups SET {', '.join(sets)} WHERE group_id = ?", (*args, gid))  # noqa: S608
+    if d.state is not None:
+        db.execute(
+            "INSERT OR REPLACE INTO group_epochs (group_id, state) VALUES (?, ?)", (gid, d.state)
+        )
+    if w.write_previous:
+        if w.previous is None:
+            db.execute("DELETE FROM group_previous WHERE group_id = ?", (gid,))
+        else:
+            db.execute(
+                "INSERT OR REPLACE INTO group_previous (group_id, previous) VALUES (?, ?)",
+                (gid, w.previous),
+            )
+    if d.full:
+        db.execute("DELETE FROM group_secrets WHERE group_id = ?", (gid,))
+    db.executemany(
+        "DELETE FROM group_secrets WHERE group_id = ? AND epoch = ?",
+        [(gid, ep) for ep in d.drop_epochs],
+    )
+    gone = [(gid, ep, node) for (ep, node), row in d.secrets.items() if row is None]
+    db.executemany("DELETE FROM group_secrets WHERE group_id = ? AND epoch = ? AND node = ?", gone)
+    db.executemany(
+        "INSERT OR REPLACE INTO group_secrets (group_id, epoch, node, row) VALUES (?, ?, ?, ?)",
+        [(gid, ep, node, row) for (ep, node), row in d.secrets.items() if row is not None],
+    )
+
+
+def _migrate_v1(db: sqlite3.Connection) -> None:
+    """Schema 1 -> 2, inside the caller's transaction: split each stored ``Group.to_bytes()``
+    into the parts form. The old table is dropped (secure_delete zeroes its pages)."""
+    for gid, epoch, state, meta, previous in db.execute(
+        "SELECT group_id, epoch, state, meta, previous FROM groups_v1"
+    ).fetchall():
+        state_part, rest, rows = split_state(bytes(state))
+        db.execute(
+            "INSERT INTO groups (group_id, epoch, rest, meta) VALUES (?, ?, ?, ?)",
+            (gid, epoch, rest, meta),
+        )
+        db.execute("INSERT INTO group_epochs (group_id, state) VALUES (?, ?)", (gid, state_part))
+        if previous is not None:
+            db.execute(
+                "INSERT INTO group_previous (group_id, previous) VALUES (?, ?)", (gid, previous)
+            )
+        db.executemany(
+            "INSERT INTO group_secrets (group_id, epoch, node, row) VALUES (?, ?, ?, ?)",
+            [(gid, ep, node, row) for (ep, node), row in rows.items()],
+        )
+    db.execute("DROP TABLE groups_v1")

@@ -14,7 +14,7 @@ These bytes are as sensitive as the keys they hold; the application stores them 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import TypeVar
 
 import cbor2
@@ -250,7 +250,12 @@ class GroupSnapshot:
         return {
             # Callables (the external-proposal policy) are code, not state: the application
             # passes them again when it loads the group (``Group.from_bytes(config=...)``).
-            "config": {k: v for k, v in asdict(self.config).items() if not callable(v)},
+            # (Every option is a plain value: a shallow copy encodes as asdict() would.)
+            "config": {
+                f.name: v
+                for f in fields(self.config)
+                if not callable(v := getattr(self.config, f.name))
+            },
             "status": self.status.value,
             "reinit": encode(self.reinit) if self.reinit is not None else None,
             "proposals": proposals,

@@ -19,6 +19,7 @@ from mls.app import (
     ChatClient,
     ChatConfig,
     GroupUpdated,
+    GroupWrite,
     Ignored,
     MemoryStorage,
     MessageReceived,
@@ -43,7 +44,7 @@ from mls.framing.private import PrivateMessage, SenderData
 from mls.framing.protection import decrypt_sender_data
 from mls.group import CommitMerged, Group, GroupConfig
 
-from .test_storage import files_bytes, secret_candidates, windows
+from .test_storage import files_bytes, secret_candidates, stored_blob, windows
 from .world import GROUP, World
 
 
@@ -228,7 +229,7 @@ def test_removed_member_deletes_its_group_state_and_keeps_the_conversation(
         # RFC 9420 §12.4.2: no byte of the group's state is left in the database directory.
         disk = files_bytes(tmp_path)
         client = snap.client or b""
-        gone = secret_candidates(record.state) - windows(client, 16) - windows(client, 32)
+        gone = secret_candidates(stored_blob(record)) - windows(client, 16) - windows(client, 32)
         assert len(gone) > 15  # the tree's keys, the epoch and secret-tree secrets
         assert [c.hex() for c in gone if c in disk] == []
         assert cbor2.loads(record.state)["secrets"]["exporter_secret"] not in disk
@@ -251,13 +252,12 @@ def test_open_deletes_a_removed_group_that_an_older_client_kept() -> None:
     w = three()
     storage = w.storages["carol"]
     record = storage.load().groups[GROUP]
-    copy = Group.from_bytes(record.state, w["carol"].mls_client)
+    copy = Group.from_parts(record.state, record.rest, record.secrets, w["carol"].mls_client)
     w.commit("alice", remove=["carol"])
     (entry,) = w.ds.fetch(b"carol", after=w["carol"].cursor)
     ev = copy.process(entry.data, now=w.now)
     assert isinstance(ev, CommitMerged) and ev.self_removed
-    legacy = dataclasses.replace(record, state=copy.to_bytes())
-    storage.apply(StateChange(put_groups=(legacy,)))
+    storage.apply(StateChange(put_groups=(GroupWrite(delta=copy.storage_delta()),)))
     carol = ChatClient.open(storage)
     assert carol.group_ids() == [] and GROUP not in storage.load().groups
 
@@ -333,7 +333,7 @@ class CappedStorage(MemoryStorage):
 
     def apply(self, change: StateChange) -> None:
         if any(len(m.content) > self.max_content for m in change.add_messages) or any(
-            len(g.state) > self.max_state for g in change.put_groups
+            len(g.delta.state or b"") > self.max_state for g in change.put_groups
         ):
             raise UsageError("too large for this store")
         super().apply(change)

@@ -32,7 +32,7 @@ import pytest
 from mls.app import ChatClient, MessageReceived, SQLiteStorage
 from mls.app.delivery import InboxEntry
 
-from .test_storage import secret_candidates, windows
+from .test_storage import secret_candidates, stored_blob, windows
 from .world import GROUP, World
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -194,7 +194,7 @@ def crash_loop(tmp: Path, *, kills: int, steps: int) -> dict[str, int]:
         assert (group.epoch, group.epoch_authenticator) == (want.epoch, want.authenticator)
         assert tuple(m.message_id for m in storage.messages(GROUP)) == want.message_ids
         snap = storage.load()
-        state = snap.groups[GROUP].state
+        state = stored_blob(snap.groups[GROUP])
         if last_state is not None and cursor > last_cursor:
             kept = state + (snap.client or b"")
             current = windows(kept, 16) | windows(kept, 32)

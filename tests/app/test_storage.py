@@ -12,6 +12,7 @@ import pytest
 from mls.app import (
     ChatClient,
     GroupRecord,
+    GroupWrite,
     MemoryStorage,
     SQLiteStorage,
     StateChange,
@@ -23,6 +24,7 @@ from mls.crypto import CipherSuite
 from mls.crypto.labels import derive_tree_secret, expand_with_label
 from mls.errors import ReplayedMessage, UsageError
 from mls.group import Group
+from mls.group.snapshot import GroupDelta
 from mls.schedule.key_schedule import EpochSecrets
 from mls.schedule.secret_tree import SecretTree
 
@@ -50,20 +52,56 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
     s.close()
 
 
+def put(
+    gid: bytes,
+    epoch: int,
+    *,
+    state: bytes | None = b"state",
+    rest: bytes | None = b"rest",
+    secrets: dict[tuple[int, int], bytes | None] | None = None,
+    full: bool = True,
+    drop: tuple[int, ...] = (),
+    meta: bytes | None = None,
+    previous: bytes | None = None,
+    write_previous: bool = False,
+) -> GroupWrite:
+    delta = GroupDelta(
+        group_id=gid,
+        epoch=epoch,
+        full=full,
+        state=state,
+        rest=rest,
+        secrets=secrets or {},
+        drop_epochs=drop,
+    )
+    return GroupWrite(delta=delta, meta=meta, previous=previous, write_previous=write_previous)
+
+
 def test_empty_then_round_trip(storage: Storage) -> None:
     snap = storage.load()
     assert (snap.client, dict(snap.groups), snap.cursor) == (None, {}, 0)
-    rec = GroupRecord(group_id=b"g", epoch=3, state=b"state", meta=b"meta", previous=b"prev")
+    rows: dict[tuple[int, int], bytes | None] = {(3, 7): b"root", (2, 1): b"old"}
     storage.apply(
         StateChange(
             client=b"client",
-            put_groups=(rec,),
+            put_groups=(
+                put(b"g", 3, secrets=rows, meta=b"meta", previous=b"prev", write_previous=True),
+            ),
             add_messages=(msg(b"g", b"m1"), msg(b"g", b"m2", expires_at=150)),
             cursor=7,
         )
     )
     snap = storage.load()
-    assert (snap.client, dict(snap.groups), snap.cursor) == (b"client", {b"g": rec}, 7)
+    want = GroupRecord(
+        group_id=b"g",
+        epoch=3,
+        state=b"state",
+        rest=b"rest",
+        secrets=rows,
+        meta=b"meta",
+        previous=b"prev",
+    )
+    assert (snap.client, dict(snap.groups), snap.cursor) == (b"client", {b"g": want}, 7)
     stored = storage.messages(b"g")
     assert [m.message_id for m in stored] == [b"m1", b"m2"]
     assert stored[0].seq < stored[1].seq
@@ -72,15 +110,77 @@ def test_empty_then_round_trip(storage: Storage) -> None:
     assert storage.messages(b"other") == []
 
 
+def test_a_delta_writes_only_what_changed(storage: Storage) -> None:
+    rows: dict[tuple[int, int], bytes | None] = {(1, 7): b"a", (1, 2): b"b", (0, 4): b"old"}
+    storage.apply(
+        StateChange(
+            put_groups=(put(b"g", 1, secrets=rows, meta=b"m", previous=b"p", write_previous=True),)
+        )
+    )
+    # One row changes, one is deleted (a consumed secret), the rest of the record stays.
+    storage.apply(
+        StateChange(
+            put_groups=(
+                put(
+                    b"g", 1, state=None, rest=None, full=False, secrets={(1, 7): None, (1, 2): b"B"}
+                ),
+            )
+        )
+    )
+    rec = storage.load().groups[b"g"]
+    assert dict(rec.secrets) == {(1, 2): b"B", (0, 4): b"old"}
+    assert (rec.state, rec.rest, rec.meta, rec.previous) == (b"state", b"rest", b"m", b"p")
+    # A new epoch: epoch part and rest replaced, an old epoch's rows dropped, previous cleared.
+    storage.apply(
+        StateChange(
+            put_groups=(
+                put(
+                    b"g",
+                    2,
+                    state=b"state2",
+                    rest=b"rest2",
+                    full=False,
+                    drop=(0,),
+                    secrets={(2, 7): b"root2"},
+                    write_previous=True,
+                ),
+            )
+        )
+    )
+    rec = storage.load().groups[b"g"]
+    assert dict(rec.secrets) == {(1, 2): b"B", (2, 7): b"root2"}
+    assert (rec.epoch, rec.state, rec.rest, rec.meta, rec.previous) == (
+        2,
+        b"state2",
+        b"rest2",
+        b"m",
+        None,
+    )
+    # A full delta replaces every row.
+    storage.apply(StateChange(put_groups=(put(b"g", 2, secrets={(2, 3): b"x"}),)))
+    assert dict(storage.load().groups[b"g"].secrets) == {(2, 3): b"x"}
+
+
+def test_a_partial_state_for_an_unknown_group_is_refused(storage: Storage) -> None:
+    with pytest.raises(UsageError, match="not stored"):
+        storage.apply(StateChange(put_groups=(put(b"g", 1, full=False),), cursor=3))
+    with pytest.raises(UsageError, match="not stored"):
+        storage.apply(StateChange(put_groups=(put(b"g", 1, state=None),)))
+    assert storage.load().groups == {} and storage.load().cursor == 0
+
+
 def test_a_failing_change_applies_nothing(storage: Storage) -> None:
-    old = GroupRecord(group_id=b"g", epoch=1, state=b"old", meta=b"")
-    storage.apply(StateChange(client=b"c1", put_groups=(old,), add_messages=(msg(b"g", b"m"),)))
-    new = GroupRecord(group_id=b"g", epoch=2, state=b"new", meta=b"")
+    storage.apply(
+        StateChange(
+            client=b"c1", put_groups=(put(b"g", 1, state=b"old"),), add_messages=(msg(b"g", b"m"),)
+        )
+    )
+    old = storage.load().groups[b"g"]
     with pytest.raises(UsageError):
         storage.apply(
             StateChange(
                 client=b"c2",
-                put_groups=(new,),
+                put_groups=(put(b"g", 2, state=b"new", secrets={(2, 1): b"s"}),),
                 add_messages=(msg(b"g", b"x"), msg(b"g", b"m")),  # m exists: the change fails
                 cursor=9,
             )
@@ -94,8 +194,7 @@ def test_delete_and_replace_in_one_change(storage: Storage) -> None:
     storage.apply(StateChange(add_messages=(msg(b"g", b"m"), msg(b"h", b"m"))))
     storage.apply(StateChange(delete_messages=((b"g", b"m"),), add_messages=(msg(b"g", b"m"),)))
     assert len(storage.messages(b"g")) == 1
-    rec = GroupRecord(group_id=b"h", epoch=0, state=b"s")
-    storage.apply(StateChange(put_groups=(rec,)))
+    storage.apply(StateChange(put_groups=(put(b"h", 0, secrets={(0, 0): b"r"}),)))
     storage.apply(StateChange(drop_groups=(b"h",)))
     assert b"h" not in storage.load().groups and storage.messages(b"h") == []
 
@@ -175,6 +274,12 @@ def test_secure_delete_is_what_erases_overwritten_rows(tmp_path: Path) -> None:
 
 def files_bytes(directory: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file())
+
+
+def stored_blob(rec: GroupRecord) -> bytes:
+    """Every byte a store holds for one group: its parts (epoch part, rest, secret-tree rows),
+    its metadata and the previous epoch, if any."""
+    return b"".join([rec.state, rec.rest, rec.meta, rec.previous or b"", *rec.secrets.values()])
 
 
 def windows(blob: bytes, size: int) -> set[bytes]:
@@ -269,10 +374,10 @@ def test_used_message_keys_cannot_be_rederived_from_storage(tmp_path: Path) -> N
     assert not any(k in disk for k in keys)
     # ...nor derivable from any secret the stored state holds.
     leaves = w["bob"].group(GROUP).tree.n_leaves
-    for blob in (rec.state, rec.meta, snap.client or b""):
+    for blob in (stored_blob(rec), snap.client or b""):
         assert not keys & recoverable_keys(cs, blob, alice.own_leaf_index, leaves, 2)
     # The restored group itself refuses: the keys are consumed.
-    restored = Group.from_bytes(rec.state, w["bob"].mls_client)
+    restored = Group.from_parts(rec.state, rec.rest, rec.secrets, w["bob"].mls_client)
     with pytest.raises(ReplayedMessage):
         restored._secret_tree.receive_key(alice.own_leaf_index, ContentType.application, 1)
 
@@ -306,15 +411,16 @@ def test_old_epoch_state_is_erased_from_the_file(tmp_path: Path) -> None:
     w.create("alice", ["bob"])
     w.say("alice", "in the first epoch")
     w.pump()
-    first = w.storages["bob"].load().groups[GROUP].state
-    old_secrets = cbor2.loads(first)["secrets"]
+    first_rec = w.storages["bob"].load().groups[GROUP]
+    first = stored_blob(first_rec)
+    old_secrets = cbor2.loads(first_rec.state)["secrets"]
     for _ in range(3):  # past_epochs = 1: after three commits nothing of the first is kept
         w.commit("alice")
         w.pump()
         w.say("alice", "more")
         w.pump()
     snap = w.storages["bob"].load()
-    current = snap.groups[GROUP].state + (snap.client or b"")
+    current = stored_blob(snap.groups[GROUP]) + (snap.client or b"")
     gone = secret_candidates(first) - windows(current, 16) - windows(current, 32)
     assert len(gone) > 15  # the tree, epoch and ratchet secrets of the first epoch
     disk = files_bytes(tmp_path)
@@ -322,7 +428,7 @@ def test_old_epoch_state_is_erased_from_the_file(tmp_path: Path) -> None:
     for name in ("init_secret", "exporter_secret", "sender_data_secret", "membership_key"):
         assert old_secrets[name] not in disk
     # Resumption PSKs of past epochs are kept on purpose (GroupConfig.resumption_psks, §8.6).
-    assert old_secrets["resumption_psk"] in snap.groups[GROUP].state
+    assert old_secrets["resumption_psk"] in stored_blob(snap.groups[GROUP])
 
 
 def test_used_key_package_private_key_is_erased_on_join(tmp_path: Path) -> None:
