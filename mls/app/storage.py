@@ -3,13 +3,16 @@
 What is stored (all of it written by :class:`~mls.app.client.ChatClient`):
 
 - the client blob (``mls.group.Client.to_bytes()``: signature key, KeyPackage private keys);
-- one row per group: ``Group.to_bytes()`` (tree, epoch secrets, the secret tree's remaining
-  ratchet keys) and the application's metadata for the group;
+- per group, its state in the parts form of ``Group.storage_delta`` (see
+  :class:`~mls.group.snapshot.GroupDelta`): the epoch part (tree, epoch secrets, private
+  keys; written once per epoch), the small rest (status, proposals, past epochs), one row per
+  secret-tree node that holds a secret (a received message rewrites one), the application's
+  metadata for the group, and the epoch before our unconfirmed commit;
 - the received and sent application messages (MIMI content), each with its expiry;
 - the delivery-service cursor: the sequence number of the last inbox message processed.
 
 **Atomicity.** Every change goes through :meth:`Storage.apply` with one :class:`StateChange`
-that holds *all* of it: e.g. for a received message, the group's new state (its ratchet key
+that holds *all* of it: e.g. for a received message, the sender's ratchet row (its key
 consumed), the message row and the new cursor; for a merged commit, the new epoch's state, which
 replaces the old epoch's keys. An implementation applies a change entirely or not at all, so a
 crash at any instant leaves either the state before the change or the one after it. A key that
@@ -33,6 +36,10 @@ rolls back to it when the database is next opened. Copies outside the file's liv
 blocks of an unlinked journal, SSD remapping, backups) are out of reach of any file format: use
 full-disk encryption. The blobs are stored unencrypted; at-rest encryption is left to the
 platform (see the README).
+
+**Schema versions.** 1: one ``Group.to_bytes()`` per group. 2 (current): the parts form, so
+the bytes written for a received message do not grow with the group. Opening a schema-1 file
+migrates it in one transaction (a failure leaves it at schema 1).
 """
 
 from __future__ import annotations
