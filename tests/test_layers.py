@@ -45,9 +45,13 @@ GROUP_ORDER: list[str] = [
     "mls.group.client",
     "mls.group.receive",
     "mls.group.staged_commit",
+    "mls.group.lifecycle",
+    "mls.group.incoming",
+    "mls.group.outgoing",
     "mls.group.external",
     "mls.group.commit_builder",
     "mls.group.join",
+    "mls.group.creation",
     "mls.group.group",
     "mls.group",
 ]

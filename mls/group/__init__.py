@@ -14,16 +14,21 @@ Modules, lowest first (each imports only those before it; ``tests/test_layers.py
 - ``client``: ``Client``.
 - ``receive``: PrivateMessage/PublicMessage to ``VerifiedContent`` (§6).
 - ``staged_commit``: a received commit, staged (§12.4.2).
+- ``lifecycle``: what each status allows; ``merge_commit``, the step to the next epoch.
+- ``incoming``: a message's group, status and epoch checks (§6, §15.3); received proposals.
+- ``outgoing``: a member's proposals and commit list, signed and framed (§6.1, §12.1).
 - ``external``: messages from outside the group (§12.1.8).
 - ``commit_builder``: one commit builder for members and external joiners (§12.4.1, §12.4.3).
 - ``join``: Welcome and external commit (§12.4.3.1, §12.4.3.2).
-- ``group``: ``Group``: the state, the lifecycle and the public operations.
+- ``creation``: a new group's first epoch; ReInit and branch (§11, §11.2, §11.3).
+- ``group``: ``Group``: the state and the public operations.
 
 Incoming messages::
 
-    bytes -decode-> MLSMessage -receive.unprotect_*-> VerifiedContent (+ accept)
-          -Group._dispatch-> application | proposal (cached) | commit
-          -staged_commit.stage_commit-> StagedCommit -accept(); Group._merge-> CommitMerged
+    bytes -decode-> MLSMessage -incoming.unprotect_message (receive.unprotect_*)->
+          VerifiedContent (+ accept) -Group._dispatch-> application | proposal | commit
+          -staged_commit.stage_commit-> StagedCommit -accept(); lifecycle.merge_commit,
+          Group._merge-> CommitMerged
 """
 
 from __future__ import annotations

@@ -2,109 +2,76 @@
 
 A :class:`Group` is one member's view of one group in one epoch. Local operations return bytes
 (``protect``, ``propose_*``, ``commit``); ``process`` takes bytes and returns one typed event.
-This module owns the mutable state and the lifecycle; each flow's steps live in their own
-module (see :mod:`mls.group`).
+This module owns the mutable state and the public operations; each flow's steps live in their
+own module and work on explicit inputs (the module map and the pipeline: :mod:`mls.group`).
 
-Stage, then merge (§12.4.2). Processing a commit builds the next epoch aside in a
-:class:`~mls.group.staged_commit.StagedCommit` without touching the current one; only when
-every check passed does ``_merge`` swap it in. A rejected message therefore leaves the group
-exactly as it was; this includes the secret-tree ratchets, whose keys are prepared first and
-consumed only on acceptance.
-
-Pipeline of ``process`` (parse, then verify)::
-
-    bytes --decode--> MLSMessage --receive.unprotect_*--> VerifiedContent (+ accept)
-          --_dispatch--> application | proposal (validated, cached) | commit (stage_commit)
-          --accept--> event, ratchet key consumed, commit merged
-
-Any exception other than an :class:`~mls.errors.MLSError` escaping ``process`` is a bug; it is
-reported as :class:`~mls.errors.InternalError`.
+Stage, then merge (§12.4.2): a commit's next epoch is built aside in a
+:class:`~mls.group.staged_commit.StagedCommit`; only when every check passed does ``_merge``
+swap it in, so a rejected message leaves the group exactly as it was, ratchet keys included
+(they are consumed only on acceptance). Any exception other than an
+:class:`~mls.errors.MLSError` escaping ``process`` is a bug, reported as
+:class:`~mls.errors.InternalError`.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 from mls.codec import decode
-from mls.constants import (
-    ContentType,
-    LeafNodeSource,
-    ProtocolVersion,
-    ResumptionPSKUsage,
-    WireFormat,
-)
+from mls.constants import ProtocolVersion, ResumptionPSKUsage, WireFormat
 from mls.credentials import Credential
 from mls.crypto import CipherSuite
-from mls.errors import (
-    DecodeError,
-    GroupReinitialized,
-    InternalError,
-    InvalidContentType,
-    InvalidState,
-    MemberRemoved,
-    MLSError,
-    UnauthorizedProposal,
-    UnsupportedError,
-    UsageError,
-    WrongEpoch,
-    WrongGroup,
-)
+from mls.errors import InternalError, InvalidState, MLSError, UsageError
 from mls.extensions import Extension
-from mls.framing.content import (
-    AuthenticatedContent,
-    FramedContent,
-    FramedContentAuthData,
-    Sender,
-    sign_framed_content,
-)
+from mls.framing.content import AuthenticatedContent, Sender
 from mls.framing.message import MLSMessage
-from mls.framing.private import PrivateMessage
-from mls.framing.protection import (
-    encrypt_private_message,
-    protect_application_data,
-    public_message_from,
-)
-from mls.framing.public import PublicMessage
+from mls.framing.protection import protect_application_data
 from mls.group.client import Client
 from mls.group.commit_builder import make_group_info, member_commit
 from mls.group.config import GroupConfig
-from mls.group.epoch import EpochState, GroupStatus, PastEpoch, PastEpochs
-from mls.group.events import (
-    ApplicationMessage,
-    CommitMerged,
-    CommitOutput,
-    GroupEvent,
-    ProposalReceived,
+from mls.group.creation import (
+    branch_psk,
+    branch_welcome_check,
+    first_epoch,
+    reinit_psk,
+    reinit_welcome_check,
 )
+from mls.group.epoch import EpochState, GroupStatus, PastEpochs
+from mls.group.events import CommitMerged, CommitOutput, GroupEvent
 from mls.group.external import new_member_proposal
 from mls.group.identity import BasicIdentityProvider, IdentityProvider
-from mls.group.join import (
-    StagedWelcome,
-    check_branch_welcome,
-    check_reinit_welcome,
-    external_commit,
-    stage_welcome,
+from mls.group.incoming import application_event, receive_proposal, unprotect_message
+from mls.group.join import join_by_external_commit, join_by_welcome
+from mls.group.lifecycle import (
+    check_can_commit,
+    check_can_send_data,
+    check_has_secrets,
+    check_operational,
+    committed_reinit,
+    merge_commit,
+)
+from mls.group.outgoing import (
+    check_removable,
+    check_self_remove,
+    checks_for,
+    commit_proposals,
+    frame,
+    member_proposal,
+    parse_key_package,
+    proposal_context,
+    update_proposal,
 )
 from mls.group.proposal_list import (
     CachedProposal,
     ProposalContext,
     authorized,
-    check_cacheable,
     external_psk_id,
-    own_self_remove,
-    resolve_psk,
 )
-from mls.group.receive import Received, unprotect_private, unprotect_public
-from mls.group.snapshot import GroupSnapshot
+from mls.group.receive import Received
+from mls.group.snapshot import GroupDelta, GroupSnapshot, SecretRows
 from mls.group.staged_commit import StagedCommit, stage_commit
-from mls.group.validation import (
-    Checks,
-    build_client_index,
-    self_remove_capable,
-    update_client_index,
-)
+from mls.group.validation import build_client_index, self_remove_capable
 from mls.messages.commit import Commit
 from mls.messages.key_package import KeyPackage
 from mls.messages.proposals import (
@@ -116,12 +83,11 @@ from mls.messages.proposals import (
     ReInit,
     Remove,
     SelfRemove,
-    Update,
 )
 from mls.schedule.group_context import GroupContext
 from mls.schedule.key_schedule import mls_exporter
+from mls.schedule.secret_tree import SecretTree
 from mls.tree.ratchet_tree import RatchetTree
-from mls.tree.treekem import TreePrivate
 
 __all__ = ["Group", "GroupStatus"]
 
@@ -155,6 +121,9 @@ class Group:
         self._resumption[self._context.epoch] = self._secrets.resumption_psk
         self._reinit: ReInit | None = None
         self._clients: dict[bytes, set[int]] | None = None
+        # What the store holds of this object (storage_delta): None, nothing yet.
+        self._stored_rest: bytes | None = None
+        self._stored_trees: dict[int, SecretTree] | None = None
 
     def _enter(self, epoch: EpochState) -> None:
         """Make ``epoch`` the current epoch: the one place that sets the epoch's fields (kept
@@ -166,6 +135,7 @@ class Group:
         self._secret_tree = epoch.secret_tree
         self._interim = epoch.interim_transcript_hash
         self._confirmation_tag = epoch.confirmation_tag
+        self._epoch_stored = False
 
     def _epoch_state(self) -> EpochState:
         return EpochState(
@@ -270,8 +240,7 @@ class Group:
             label.encode()
         except UnicodeEncodeError as exc:  # lone surrogates have no UTF-8 form
             raise UsageError("the exporter label is not valid Unicode text") from exc
-        if self._status is GroupStatus.REMOVED:
-            raise InvalidState("this member was removed: its epoch secrets are deleted")
+        check_has_secrets(self._status)
         return mls_exporter(self._cs, self._secrets.exporter_secret, label, context, length)
 
     def resumption_psk(self, epoch: int) -> bytes | None:
@@ -283,8 +252,7 @@ class Group:
         """Number of leaves of the ratchet tree, blanks included (SFrame KID layout)."""
         return self._tree.n_leaves
 
-    def to_bytes(self) -> bytes:
-        """The whole member state as versioned CBOR (see :mod:`mls.group.snapshot`)."""
+    def _snapshot(self) -> GroupSnapshot:
         return GroupSnapshot(
             suite_id=self._cs.suite_id,
             config=self._config,
@@ -294,7 +262,11 @@ class Group:
             proposals=tuple(self._proposals.items()),
             past=tuple(self._past.items()),
             resumption=tuple(self._resumption.items()),
-        ).to_bytes()
+        )
+
+    def to_bytes(self) -> bytes:
+        """The whole member state as versioned CBOR (see :mod:`mls.group.snapshot`)."""
+        return self._snapshot().to_bytes()
 
     @classmethod
     def from_bytes(
@@ -309,6 +281,12 @@ class Group:
         restored except the ``external_proposal_policy`` (code, not state: it is the default,
         refuse, unless ``config`` is given, which then replaces the stored options)."""
         snap = GroupSnapshot.from_bytes(data, client.suite, config)
+        return cls._restore(snap, client, identity)
+
+    @classmethod
+    def _restore(
+        cls, snap: GroupSnapshot, client: Client, identity: IdentityProvider | None
+    ) -> Group:
         group = cls(
             client=client, cs=client.suite, config=snap.config, epoch=snap.epoch, identity=identity
         )
@@ -317,6 +295,68 @@ class Group:
         group._proposals = OrderedDict(snap.proposals)
         group._past = PastEpochs(snap.past)
         group._resumption = OrderedDict(snap.resumption)
+        return group
+
+    def storage_delta(self) -> GroupDelta:
+        """What changed in the group's stored parts form since the last call (all of it the
+        first time for a group created, joined or loaded by :meth:`from_bytes`): see
+        :class:`~mls.group.snapshot.GroupDelta`. A received application message changes one
+        secret-tree row; the epoch part changes once per epoch. The changes are handed out
+        once: if storing them fails, reload the group from the store."""
+        snap = self._snapshot()
+        stored = self._stored_trees
+        trees = dict(snap.secret_trees())
+        secrets: dict[tuple[int, int], bytes | None] = {}
+        for ep, tree in trees.items():
+            rows = (
+                tree.take_changed_rows()
+                if stored is not None and stored.get(ep) is tree
+                else tree.rows()
+            )
+            for node, row in rows.items():
+                secrets[(ep, node)] = row
+        # An epoch whose tree was replaced (or dropped) loses all its rows first.
+        drop = (
+            ()
+            if stored is None
+            else tuple(ep for ep, t in stored.items() if trees.get(ep) is not t)
+        )
+        rest = snap.rest_part()
+        delta = GroupDelta(
+            group_id=self.group_id,
+            epoch=self.epoch,
+            full=stored is None,
+            state=snap.epoch_part() if stored is None or not self._epoch_stored else None,
+            rest=rest if rest != self._stored_rest else None,
+            secrets=secrets,
+            drop_epochs=drop,
+        )
+        self._stored_rest, self._stored_trees, self._epoch_stored = rest, trees, True
+        return delta
+
+    def mark_unstored(self) -> None:
+        """The store does not hold what the last deltas handed out (writing them failed and
+        this object is kept): the next :meth:`storage_delta` is the whole state."""
+        self._stored_rest = self._stored_trees = None
+        self._epoch_stored = False
+
+    @classmethod
+    def from_parts(
+        cls,
+        state: bytes,
+        rest: bytes,
+        secrets: SecretRows,
+        client: Client,
+        *,
+        identity: IdentityProvider | None = None,
+        config: GroupConfig | None = None,
+    ) -> Group:
+        """Restore a group stored in the parts form (:meth:`storage_delta`); ``config`` as
+        in :meth:`from_bytes`. The result has no changes to store."""
+        snap = GroupSnapshot.from_parts(state, rest, secrets, client.suite, config)
+        group = cls._restore(snap, client, identity)
+        group._stored_rest, group._stored_trees = rest, dict(snap.secret_trees())
+        group._epoch_stored = True
         return group
 
     def export_tree(self) -> bytes:
@@ -345,53 +385,30 @@ class Group:
     ) -> Group:
         """A one-member group (§11)."""
         config = config or GroupConfig()
-        if len(group_id) > config.max_group_id_length:
-            raise UsageError(f"group_id longer than {config.max_group_id_length} bytes")
-        cs = client.suite
-        enc_sk, enc_pk = cs.generate_key_pair()
-        leaf = client.leaf_node(enc_pk, now or 0, extensions=leaf_extensions)
-        epoch = EpochState.first(
-            cs,
-            config,
-            group_id=group_id,
-            extensions=tuple(extensions),
-            tree=RatchetTree.create(cs, leaf),
-            private=TreePrivate.for_leaf(cs, 0, enc_sk, enc_pk),
+        epoch = first_epoch(
+            client,
+            group_id,
+            config=config,
+            extensions=extensions,
+            leaf_extensions=leaf_extensions,
+            now=now,
         )
-        return cls(client=client, cs=cs, config=config, epoch=epoch, identity=identity)
+        return cls(client=client, cs=client.suite, config=config, epoch=epoch, identity=identity)
 
-    # -- lifecycle: what each status allows (every status check is here) ----------------------
+    @classmethod
+    def _builder(
+        cls, client: Client
+    ) -> Callable[[EpochState, GroupConfig, IdentityProvider], Group]:
+        """Builds ``client``'s group from a joined epoch (:mod:`mls.group.join`)."""
+        return lambda epoch, config, identity: cls(
+            client=client, cs=client.suite, config=config, epoch=epoch, identity=identity
+        )
 
-    def _check_operational(self) -> None:
-        if self._status is GroupStatus.REMOVED:
-            raise InvalidState("this member was removed from the group")
-        if self._status is GroupStatus.REINIT:
-            raise InvalidState("the group was re-initialised; join the new group")
-
-    def _check_accepts_handshake(self) -> None:
-        # §12.4.2: a removed member processes no more handshakes; §11.2: nor does a member of a
-        # group that was re-initialised (late application messages are still read).
-        if self._status is GroupStatus.REMOVED:
-            raise MemberRemoved("this member was removed from the group")
-        if self._status is GroupStatus.REINIT:
-            raise GroupReinitialized("the group was re-initialised; use the new group")
-
-    def _check_can_commit(self) -> None:
-        self._check_operational()
-        if self._pending is not None:
-            raise InvalidState("a commit is already pending: merge or clear it first")
-
-    def _check_can_send_data(self) -> None:
-        self._check_operational()
-        if self._proposals:
-            # §12.4: a member that observed valid proposals MUST commit before sending data.
-            raise InvalidState("pending proposals must be committed before sending data")
-
-    # -- sending ------------------------------------------------------------------------------
+    # -- sending (status checks: mls.group.lifecycle) --------------------------------------------
 
     def protect(self, plaintext: bytes, authenticated_data: bytes = b"") -> bytes:
         """An application message as a PrivateMessage (§15)."""
-        self._check_can_send_data()
+        check_can_send_data(self._status, proposals=bool(self._proposals))
         return protect_application_data(
             self._cs,
             self._client.signature_private_key,
@@ -409,68 +426,39 @@ class Group:
             return WireFormat.mls_private_message
         return WireFormat.mls_public_message
 
-    def _signed(self, content: FramedContent, *, private: bool) -> AuthenticatedContent:
-        """Sign a member's content with the current GroupContext (§6.1)."""
-        wf = WireFormat.mls_private_message if private else WireFormat.mls_public_message
-        sig = sign_framed_content(
-            self._cs, self._client.signature_private_key, wf, content, self._context
-        )
-        return AuthenticatedContent(
-            wire_format=wf, content=content, auth=FramedContentAuthData(signature=sig)
-        )
-
     def _wrap(self, auth: AuthenticatedContent) -> bytes:
-        cs = self._cs
-        if auth.wire_format == WireFormat.mls_private_message:
-            body: PublicMessage | PrivateMessage = encrypt_private_message(
-                cs,
-                auth,
-                self._secret_tree,
-                self._secrets.sender_data_secret,
-                padding=self._config.padding_block,
-            )
-        else:
-            body = public_message_from(cs, auth, self._secrets.membership_key, self._context)
-        return MLSMessage(body=body).to_bytes()
+        return frame(
+            self._cs,
+            auth,
+            secret_tree=self._secret_tree,
+            secrets=self._secrets,
+            context=self._context,
+            padding=self._config.padding_block,
+        )
 
-    # -- proposals (§12.1) --------------------------------------------------------------------
+    # -- proposals (§12.1; built in mls.group.outgoing) ----------------------------------------
 
     def _propose(
         self, proposal: Proposal, update_key: bytes | None = None, *, private: bool | None = None
     ) -> bytes:
-        self._check_operational()
-        content = FramedContent(
-            group_id=self.group_id,
-            epoch=self.epoch,
-            sender=Sender.member(self.own_leaf_index),
-            content=proposal,
+        check_operational(self._status)
+        private = self._config.private_handshake if private is None else private
+        key, leaf = self._client.signature_private_key, self.own_leaf_index
+        ref, data = member_proposal(
+            self._cs, key, self._context, leaf, proposal, private=private, wrap=self._wrap
         )
-        cs = self._cs
-        auth = self._signed(
-            content, private=self._config.private_handshake if private is None else private
-        )
-        data = self._wrap(auth)
-        self._proposals[auth.proposal_ref(cs)] = CachedProposal(
-            proposal, content.sender, update_key
-        )
+        self._proposals[ref] = CachedProposal(proposal, Sender.member(leaf), update_key)
         return data
 
     def propose_add(self, key_package: bytes | KeyPackage, *, now: int | None = None) -> bytes:
-        kp = self._parse_key_package(key_package)
+        kp = parse_key_package(key_package)
         self._validate_own_proposal(Add(key_package=kp), now)
         return self._propose(Add(key_package=kp))
-
-    def _check_removable(self, leaf_index: int, *, proposal: bool = False) -> None:
-        # A local request to remove a blank, unknown or (by commit) our own leaf is misuse.
-        if not 0 <= leaf_index < self._tree.n_leaves or self._tree.leaf(leaf_index) is None:
-            raise UsageError(f"leaf {leaf_index} is not a member")
-        if leaf_index == self.own_leaf_index and not proposal:
-            raise UsageError("a member cannot remove itself by commit (§12.2); ask another member")
 
     def propose_remove(self, leaf_index: int) -> bytes:
         """A Remove proposal; of our own leaf too (§12.2 forbids only committing it): another
         member's commit removes us."""
-        self._check_removable(leaf_index, proposal=True)
+        check_removable(self._tree, leaf_index, own_leaf=self.own_leaf_index, proposal=True)
         p = Remove(removed=leaf_index)
         self._validate_own_proposal(p, None)
         return self._propose(p)
@@ -485,32 +473,19 @@ class Group:
         or an external joiner, removes us. Always a PublicMessage, at most one per epoch; in a
         group that is not self-remove-capable, :class:`UnsupportedError` (propose a Remove
         of :attr:`own_leaf_index` instead)."""
-        self._check_operational()
-        if not self.self_remove_capable:
-            raise UnsupportedError(
-                "not every member supports SelfRemove: propose_remove(own_leaf_index) instead"
-            )
-        if any(own_self_remove(c, self.own_leaf_index) for c in self._proposals.values()):
-            raise InvalidState("a SelfRemove was already sent this epoch")
+        check_operational(self._status)
+        check_self_remove(self._tree, self._proposals, self.own_leaf_index)
         return self._propose(SelfRemove(), private=False)
 
     def propose_update(self) -> bytes:
-        cs = self._cs
-        sk, pk = cs.generate_key_pair()
         old = self._tree.leaf(self.own_leaf_index)
         assert old is not None
-        leaf = replace(
-            old,
-            encryption_key=pk,
-            leaf_node_source=LeafNodeSource.update,
-            lifetime=None,
-            parent_hash=None,
-            signature=b"",
-        ).sign(cs, self._client.signature_private_key, self.group_id, self.own_leaf_index)
-        return self._propose(Update(leaf_node=leaf), update_key=sk)
+        key, leaf = self._client.signature_private_key, self.own_leaf_index
+        update, sk = update_proposal(self._cs, old, key, self.group_id, leaf)
+        return self._propose(update, update_key=sk)
 
     def propose_psk(self, psk_id: bytes) -> bytes:
-        pid = self._external_psk_id(psk_id)
+        pid = external_psk_id(self._cs, self._client.external_psk, psk_id)
         return self._propose(PreSharedKey(psk=pid))
 
     def propose_resumption_psk(self, epoch: int) -> bytes:
@@ -547,40 +522,23 @@ class Group:
         return self._propose(p)
 
     def _validate_own_proposal(self, p: Proposal, now: int | None) -> None:
-        self._proposal_context().validate(
-            p, Sender.member(self.own_leaf_index), self._checks(now, received=False)
-        )
-
-    def _checks(self, now: int | None, *, received: bool) -> Checks:
-        c = self._config
-        return Checks(
-            now=now,
-            received=received,
-            lifetime_skew=c.lifetime_skew,
-            max_lifetime=c.max_lifetime,
-            max_identity_length=c.max_identity_length,
-            max_credential_length=c.max_credential_length,
-        )
+        checks = checks_for(self._config, now, received=False)
+        self._proposal_context().validate(p, Sender.member(self.own_leaf_index), checks)
 
     def _proposal_context(
         self, linked: tuple[PreSharedKeyID, bytes] | None = None
     ) -> ProposalContext:
-        """The current epoch as proposal validation sees it; ``linked`` is the ReInit/branch
-        PSK of a new group's first commit (§11.2, §11.3)."""
-        return ProposalContext(
-            cs=self._cs,
-            context=self._context,
-            tree=self._tree,
+        """The current epoch as proposal validation sees it (``linked``: see ``_commit``)."""
+        return proposal_context(
+            self._cs,
+            self._context,
+            self._tree,
             identity=self._identity,
             config=self._config,
             client_index=self._client_index,
-            resolve_psk=lambda pid: resolve_psk(
-                pid,
-                external=self._client.external_psk,
-                group_id=self.group_id,
-                resumption=self._resumption,
-                linked=linked,
-            ),
+            external=self._client.external_psk,
+            resumption=self._resumption,
+            linked=linked,
         )
 
     def _client_index(self) -> dict[bytes, set[int]] | None:
@@ -589,17 +547,6 @@ class Group:
         if self._clients is None:
             self._clients = build_client_index(self._identity, self._tree)
         return self._clients
-
-    def _parse_key_package(self, key_package: bytes | KeyPackage) -> KeyPackage:
-        if isinstance(key_package, KeyPackage):
-            return key_package
-        msg = decode(MLSMessage, key_package)
-        if not isinstance(msg.body, KeyPackage):
-            raise DecodeError("expected an MLSMessage carrying a KeyPackage")
-        return msg.body
-
-    def _external_psk_id(self, psk_id: bytes) -> PreSharedKeyID:
-        return external_psk_id(self._cs, self._client.external_psk, psk_id)
 
     # -- commit creation (§12.4) --------------------------------------------------------------
 
@@ -629,21 +576,21 @@ class Group:
         ``group_info=True`` the output also carries a signed GroupInfo of the new epoch (with
         ``external_pub`` and the tree) for external joiners.
         """
-        self._check_can_commit()
-        cs = self._cs
-        by_value: list[Proposal] = list(proposals)
-        by_value += [Add(key_package=self._parse_key_package(k)) for k in add]
-        for i in remove:
-            self._check_removable(i)
-        by_value += [Remove(removed=i) for i in remove]
-        by_value += [PreSharedKey(psk=self._external_psk_id(p)) for p in psks]
-        for usage, ep in resumption_psks:
-            pid = PreSharedKeyID.resumption(usage, self.group_id, ep, cs.random(cs.hash_len))
-            by_value.append(PreSharedKey(psk=pid))
-        if extensions is not None:
-            by_value.append(GroupContextExtensions(extensions=tuple(extensions)))
-        if reinit is not None:
-            by_value.append(reinit)
+        check_can_commit(self._status, pending=self._pending is not None)
+        by_value = commit_proposals(
+            self._cs,
+            self._tree,
+            self.group_id,
+            own_leaf=self.own_leaf_index,
+            external=self._client.external_psk,
+            proposals=proposals,
+            add=add,
+            remove=remove,
+            psks=psks,
+            resumption_psks=resumption_psks,
+            extensions=extensions,
+            reinit=reinit,
+        )
         return self._commit(
             by_value,
             include_pending=include_pending,
@@ -666,7 +613,7 @@ class Group:
     ) -> CommitOutput:
         """:meth:`commit` of proposals by value, plus the ``linked`` ReInit/branch PSK of a
         new group's first commit (§11.2, §11.3)."""
-        self._check_can_commit()
+        check_can_commit(self._status, pending=self._pending is not None)
         staged, out = member_commit(
             self._proposal_context(linked),
             self._epoch_state(),
@@ -674,7 +621,7 @@ class Group:
             by_value=by_value,
             linked=linked,
             path=path,
-            checks=self._checks(now, received=False),
+            checks=checks_for(self._config, now, received=False),
             now=now,
             signature_private_key=self._client.signature_private_key,
             wire_format=self._handshake_wire_format,
@@ -701,7 +648,7 @@ class Group:
     def group_info(self, *, with_tree: bool = True, external_pub: bool = True) -> bytes:
         """A signed GroupInfo of the current epoch (§12.4.3), with ``external_pub`` and
         optionally the ``ratchet_tree`` extension, for external joins."""
-        self._check_operational()
+        check_operational(self._status)
         return make_group_info(
             self._cs,
             self._context,
@@ -729,186 +676,64 @@ class Group:
             raise InternalError(f"{type(exc).__name__} while processing a message") from exc
 
     def _process(self, message: bytes, now: int | None) -> GroupEvent:
-        msg = decode(MLSMessage, message)
-        body = msg.body
-        if isinstance(body, PrivateMessage):
-            return self._dispatch(self._receive_private(body, now), now)
-        if isinstance(body, PublicMessage):
-            return self._dispatch(self._receive_public(body), now)
-        raise InvalidContentType(
-            f"wire format {msg.wire_format} is not a group message (use join for a Welcome)"
-        )
-
-    def _receive_private(self, msg: PrivateMessage, now: int | None) -> Received:
-        if msg.group_id != self.group_id:
-            raise WrongGroup("message for another group")
-        if msg.content_type != ContentType.application or self._status is GroupStatus.REMOVED:
-            # A removed member deleted its keys (§12.4.2): it reads nothing more.
-            self._check_accepts_handshake()
-        if msg.epoch == self.epoch:
-            tree, sd_secret, ctx = (
-                self._secret_tree,
-                self._secrets.sender_data_secret,
-                self._context,
-            )
-            past: PastEpoch | None = None
-        elif msg.content_type == ContentType.application and msg.epoch in self._past:
-            past = self._past[msg.epoch]
-            if past.expired(now, self._config.past_epoch_grace):
-                raise WrongEpoch(
-                    f"epoch {msg.epoch} ended more than {self._config.past_epoch_grace} s ago",
-                    expected=self.epoch,
-                    got=msg.epoch,
-                )
-            tree, sd_secret, ctx = past.secret_tree, past.sender_data_secret, past.context
-        else:
-            raise WrongEpoch(
-                f"message for epoch {msg.epoch}, group is at {self.epoch}",
-                expected=self.epoch,
-                got=msg.epoch,
-            )
-        return unprotect_private(
+        received = unprotect_message(
             self._cs,
-            msg,
-            secret_tree=tree,
-            sender_data_secret=sd_secret,
-            context=ctx,
-            tree=self._tree,
-            past=past,
-            own_leaf=self.own_leaf_index,
-            refuse_removed=self._config.removed_sender_messages == "refuse",
-        )
-
-    def _receive_public(self, msg: PublicMessage) -> Received:
-        content = msg.content
-        if content.group_id != self.group_id:
-            raise WrongGroup("message for another group")
-        self._check_accepts_handshake()
-        if content.epoch != self.epoch:
-            raise WrongEpoch(
-                f"message for epoch {content.epoch}, group is at {self.epoch}",
-                expected=self.epoch,
-                got=content.epoch,
-            )
-        return unprotect_public(
-            self._cs,
-            msg,
-            membership_key=self._secrets.membership_key,
+            decode(MLSMessage, message),
+            status=self._status,
             context=self._context,
             tree=self._tree,
+            secret_tree=self._secret_tree,
+            secrets=self._secrets,
+            past_epochs=self._past,
+            config=self._config,
             own_leaf=self.own_leaf_index,
+            now=now,
         )
+        return self._dispatch(received, now)
 
     def _dispatch(self, received: Received, now: int | None) -> GroupEvent:
         auth = received.content
-        accept = received.accept
-        content = auth.content
-        body = content.content
+        body = auth.content.content
         if isinstance(body, bytes):
-            event = ApplicationMessage(
-                sender=content.sender.index,
-                epoch=content.epoch,
-                data=body,
-                authenticated_data=content.authenticated_data,
-                generation=received.generation,
-                credential=received.credential,
-                sender_removed=received.sender_removed,
-            )
-            if accept is not None:
-                accept()
-            return event
+            return application_event(received, body)
         if received.past is not None:
             raise InternalError("handshake message from a past epoch")
         pc = self._proposal_context()
+        checks = checks_for(self._config, now, received=True)
         if isinstance(body, Commit):
             staged = stage_commit(
-                pc,
-                self._epoch_state(),
-                auth,
-                body,
-                store=self._proposals,
-                checks=self._checks(now, received=True),
+                pc, self._epoch_state(), auth, body, store=self._proposals, checks=checks
             )
-            if accept is not None:
-                accept()
+            if received.accept is not None:
+                received.accept()
             return self._merge(staged, now)
-        # A proposal (§12.1): validate on its own, authorize, and cache by reference.
-        pc.validate(
-            body, content.sender, self._checks(now, received=True), wire_format=auth.wire_format
+        return receive_proposal(
+            pc, auth, body, checks=checks, store=self._proposals, accept=received.accept
         )
-        if isinstance(body, PreSharedKey):
-            pc.resolve_psk(body.psk)
-        cached = CachedProposal(body, content.sender)
-        if not authorized(cached, pc):
-            raise UnauthorizedProposal(
-                "the group's external_proposal_policy does not authorize this proposal (§12.1.8)"
-            )
-        ref = auth.proposal_ref(self._cs)
-        check_cacheable(ref, cached, self._proposals)
-        if accept is not None:
-            accept()
-        self._proposals[ref] = cached
-        return ProposalReceived(ref=ref, proposal=body, sender=content.sender, epoch=self.epoch)
 
     def _merge(self, staged: StagedCommit, now: int | None) -> CommitMerged:
-        """Merge a staged epoch: the current epoch is replaced in one step (``_enter``); the
-        stores beside it (past epochs, proposals, resumption PSKs, client index) follow."""
-        if staged.self_removed:
-            # §12.4.2: a removed member "SHOULD promptly delete its group state and secret
-            # tree": every secret goes; the public context and tree stay for inspection.
-            self._status = GroupStatus.REMOVED
-            self._proposals.clear()
-            self._pending = None
-            self._past.clear()
-            self._resumption.clear()
-            self._enter(self._epoch_state().forgotten(self._cs))
-            self._clients = None
-            return CommitMerged(
-                epoch=staged.context.epoch,
-                committer=staged.committer,
-                removed=staged.removed,
-                self_removed=True,
-            )
-        # Keep the old epoch's application keys for late messages (§15.3), for a bounded
-        # number of epochs and time (§9.2: then they are deleted).
-        if self._config.past_epochs > 0:
-            past = PastEpoch(
-                context=self._context,
-                secret_tree=self._secret_tree,
-                sender_data_secret=self._secrets.sender_data_secret,
-                retired_at=now,
-            )
-            self._past.retire(
-                self.epoch,
-                past,
-                old_leaves=staged.old_leaves,
-                removed=staged.removed,
-                config=self._config,
-                now=now,
-            )
-        tree = staged.tree.merge()
-        if self._clients is not None:
-            update_client_index(self._clients, self._identity, staged.old_leaves, tree)
-        self._enter(staged.merged(self._cs, self._config, tree))
+        """Merge a staged epoch (:func:`~mls.group.lifecycle.merge_commit`): the current epoch
+        is replaced in one step (``_enter``); the stores beside it follow."""
+        epoch, status, event = merge_commit(
+            staged,
+            self._epoch_state(),
+            cs=self._cs,
+            config=self._config,
+            identity=self._identity,
+            past=self._past,
+            resumption=self._resumption,
+            clients=self._clients,
+            now=now,
+        )
+        self._enter(epoch)
         self._proposals.clear()
         self._pending = None
-        self._resumption[self.epoch] = self._secrets.resumption_psk
-        while len(self._resumption) > max(1, self._config.resumption_psks):
-            self._resumption.popitem(last=False)
-        if staged.reinit is not None:
-            self._status = GroupStatus.REINIT
+        self._status = status
+        if status is GroupStatus.REMOVED:
+            self._clients = None
+        if status is GroupStatus.REINIT:
             self._reinit = staged.reinit
-        return CommitMerged(
-            epoch=self.epoch,
-            committer=staged.committer,
-            added=staged.added,
-            removed=staged.removed,
-            updated=staged.updated,
-            has_path=staged.has_path,
-            reinit=staged.reinit,
-            extensions_changed=staged.extensions_changed,
-            external=staged.external,
-        )
+        return event
 
     # -- ReInit and branching (§11.2, §11.3) ----------------------------------------------------
 
@@ -924,28 +749,12 @@ class Group:
         for and a first commit adding ``key_packages`` (the other members' KeyPackages in the new
         cipher suite) with the ``reinit`` resumption PSK of this group (§11.2). Merge the returned
         group's pending commit once the delivery service accepted it; send the Welcome."""
-        r = self._reinit
-        if self._status is not GroupStatus.REINIT or r is None:
-            raise InvalidState("no ReInit was committed in this group")
-        if client.suite.suite_id != r.cipher_suite:
-            raise UsageError("the client's cipher suite must be the one the ReInit names")
-        pid = PreSharedKeyID.resumption(
-            ResumptionPSKUsage.reinit,
-            self.group_id,
-            self.epoch,
-            client.suite.random(client.suite.hash_len),
+        r = committed_reinit(self._status, self._reinit)
+        psk = self._secrets.resumption_psk
+        linked = reinit_psk(r, client.suite, self.group_id, self.epoch, psk)
+        return self._first_commit(
+            client, r.group_id, r.extensions, config, linked, key_packages, now
         )
-        new = Group.create(
-            client,
-            r.group_id,
-            config=config or self._config,
-            extensions=r.extensions,
-            identity=self._identity,
-            now=now,
-        )
-        linked = (pid, self._secrets.resumption_psk)
-        by_value = [Add(key_package=new._parse_key_package(k)) for k in key_packages]
-        return new, new._commit(by_value, now=now, linked=linked)
 
     def branch(
         self,
@@ -959,26 +768,29 @@ class Group:
     ) -> tuple[Group, CommitOutput]:
         """A subgroup with some of this group's members (§11.3): a new group whose first commit
         adds ``key_packages`` with a ``branch`` resumption PSK of the current epoch."""
-        self._check_operational()
+        check_operational(self._status)
         client = client or self._client
-        if client.suite.suite_id != self.cipher_suite:
-            raise UsageError("a branch keeps the cipher suite of the group (§11.3)")
-        pid = PreSharedKeyID.resumption(
-            ResumptionPSKUsage.branch,
-            self.group_id,
-            self.epoch,
-            self._cs.random(self._cs.hash_len),
-        )
+        psk = self._secrets.resumption_psk
+        linked = branch_psk(client.suite.suite_id, self._cs, self.group_id, self.epoch, psk)
+        exts = self.extensions if extensions is None else extensions
+        return self._first_commit(client, group_id, exts, config, linked, key_packages, now)
+
+    def _first_commit(
+        self,
+        client: Client,
+        group_id: bytes,
+        extensions: Sequence[Extension],
+        config: GroupConfig | None,
+        linked: tuple[PreSharedKeyID, bytes],
+        key_packages: Sequence[bytes | KeyPackage],
+        now: int | None,
+    ) -> tuple[Group, CommitOutput]:
+        """A new group and its first commit, adding ``key_packages`` with the ``linked`` PSK."""
+        config = config or self._config
         new = Group.create(
-            client,
-            group_id,
-            config=config or self._config,
-            extensions=self.extensions if extensions is None else extensions,
-            identity=self._identity,
-            now=now,
+            client, group_id, config=config, extensions=extensions, identity=self._identity, now=now
         )
-        linked = (pid, self._secrets.resumption_psk)
-        by_value = [Add(key_package=new._parse_key_package(k)) for k in key_packages]
+        by_value = [Add(key_package=parse_key_package(k)) for k in key_packages]
         return new, new._commit(by_value, now=now, linked=linked)
 
     def join_reinit(
@@ -991,25 +803,16 @@ class Group:
         now: int | None = None,
     ) -> Group:
         """Join the group that replaces this one after a ReInit (§11.2, §12.4.3.1)."""
-        r = self._reinit
-        if self._status is not GroupStatus.REINIT or r is None:
-            raise InvalidState("no ReInit was committed in this group")
-        identity, old_tree = self._identity, self._tree
-        return Group._join(
+        r = committed_reinit(self._status, self._reinit)
+        return join_by_welcome(
             client,
             welcome,
             ratchet_tree=ratchet_tree,
             config=config or self._config,
             identity=self._identity,
             resumption_psks={(self.group_id, self.epoch): self._secrets.resumption_psk},
-            check=lambda staged, group: check_reinit_welcome(
-                staged.joined_with,
-                group.context,
-                group.tree,
-                reinit=r,
-                identity=identity,
-                old_tree=old_tree,
-            ),
+            build=Group._builder(client),
+            check=reinit_welcome_check(r, identity=self._identity, old_tree=self._tree),
         )
 
     def join_branch(
@@ -1022,21 +825,16 @@ class Group:
         now: int | None = None,
     ) -> Group:
         """Join a subgroup branched from this group (§11.3, §12.4.3.1)."""
-        parent, identity, parent_tree = self._context, self._identity, self._tree
-        return Group._join(
+        return join_by_welcome(
             client,
             welcome,
             ratchet_tree=ratchet_tree,
             config=config or self._config,
             identity=self._identity,
             resumption_psks={(self.group_id, ep): s for ep, s in self._resumption.items()},
-            check=lambda staged, group: check_branch_welcome(
-                staged.joined_with,
-                group.context,
-                group.tree,
-                parent=parent,
-                identity=identity,
-                parent_tree=parent_tree,
+            build=Group._builder(client),
+            check=branch_welcome_check(
+                self._context, identity=self._identity, parent_tree=self._tree
             ),
         )
 
@@ -1069,52 +867,16 @@ class Group:
         """Join from a Welcome (§12.4.3.1). ``ratchet_tree`` is the §12.4.3.3 encoding when the
         Welcome's GroupInfo has no ``ratchet_tree`` extension. ``resumption_psks`` maps
         ``(group_id, epoch)`` to resumption secrets for ReInit/branch Welcomes."""
-        return cls._join(
+        return join_by_welcome(
             client,
             welcome,
             ratchet_tree=ratchet_tree,
             config=config,
             identity=identity,
             resumption_psks=resumption_psks,
+            build=cls._builder(client),
             check=None if check is None else lambda _, group: check(group),
         )
-
-    @classmethod
-    def _join(
-        cls,
-        client: Client,
-        welcome: bytes,
-        *,
-        ratchet_tree: bytes | None,
-        config: GroupConfig | None,
-        identity: IdentityProvider | None,
-        resumption_psks: dict[tuple[bytes, int], bytes] | None,
-        check: Callable[[StagedWelcome, Group], None] | None,
-    ) -> Group:
-        """:meth:`join` with a ``check`` that also sees what the Welcome used (ReInit, branch);
-        extra checks run before the KeyPackage is spent."""
-        try:
-            config = config or GroupConfig()
-            ident = identity or BasicIdentityProvider()
-            staged = stage_welcome(
-                client,
-                welcome,
-                ratchet_tree=ratchet_tree,
-                config=config,
-                identity=ident,
-                resumption_psks=resumption_psks,
-            )
-            cs = client.suite
-            epoch = staged.epoch_state(cs, config)
-            group = cls(client=client, cs=cs, config=config, epoch=epoch, identity=ident)
-            if check is not None:
-                check(staged, group)
-            client.consume_key_package(staged.key_package_ref)
-            return group
-        except MLSError:
-            raise
-        except Exception as exc:
-            raise InternalError(f"{type(exc).__name__} while joining") from exc
 
     @classmethod
     def external_join(
@@ -1137,23 +899,15 @@ class Group:
         ``self_removes``: the group's pending SelfRemove proposals (draft-ietf-mls-extensions),
         each validated and committed by reference.
         """
-        try:
-            config = config or GroupConfig()
-            ident = identity or BasicIdentityProvider()
-            epoch, commit_bytes = external_commit(
-                client,
-                group_info,
-                ratchet_tree=ratchet_tree,
-                config=config,
-                identity=ident,
-                psks=psks,
-                resync=resync,
-                authenticated_data=authenticated_data,
-                self_removes=self_removes,
-            )
-            group = cls(client=client, cs=client.suite, config=config, epoch=epoch, identity=ident)
-            return group, commit_bytes
-        except MLSError:
-            raise
-        except Exception as exc:
-            raise InternalError(f"{type(exc).__name__} during external join") from exc
+        return join_by_external_commit(
+            client,
+            group_info,
+            ratchet_tree=ratchet_tree,
+            config=config,
+            identity=identity,
+            psks=psks,
+            resync=resync,
+            authenticated_data=authenticated_data,
+            self_removes=self_removes,
+            build=cls._builder(client),
+        )

@@ -9,8 +9,9 @@ commit is built by the same :func:`~mls.group.commit_builder.build_commit` a mem
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from mls.codec import decode
 from mls.constants import (
@@ -24,12 +25,13 @@ from mls.constants import (
 from mls.crypto import CipherSuite
 from mls.errors import (
     DecodeError,
+    InternalError,
     InvalidGroupInfo,
     InvalidPSK,
-    InvalidReInit,
     InvalidSelfRemove,
     InvalidSender,
     InvalidWelcome,
+    MLSError,
     NoMatchingKeyPackage,
     SizeLimitExceeded,
     UnsupportedCapability,
@@ -47,7 +49,7 @@ from mls.group.client import Client
 from mls.group.commit_builder import build_commit
 from mls.group.config import GroupConfig
 from mls.group.epoch import EpochState, external_init
-from mls.group.identity import IdentityProvider, all_matched
+from mls.group.identity import BasicIdentityProvider, IdentityProvider
 from mls.group.proposal_list import (
     ProposalContext,
     apply_proposals,
@@ -65,7 +67,6 @@ from mls.messages.proposals import (
     ExternalInit,
     PreSharedKey,
     PreSharedKeyID,
-    ReInit,
     Remove,
     SelfRemove,
 )
@@ -80,20 +81,23 @@ from mls.schedule.key_schedule import (
 )
 from mls.schedule.psk import psk_secret
 from mls.schedule.transcript import next_interim_transcript_hash
-from mls.tree.ratchet_tree import RatchetTree, TreeView
+from mls.tree.ratchet_tree import RatchetTree
 from mls.tree.treekem import TreePrivate
 from mls.tree.validation import validate_tree
 
 __all__ = [
     "StagedWelcome",
-    "check_branch_welcome",
     "check_joinable",
-    "check_reinit_welcome",
     "external_commit",
+    "join_by_external_commit",
+    "join_by_welcome",
     "stage_welcome",
     "tree_for",
     "verified_tree",
 ]
+
+#: The caller's group type: ``Group`` builds itself from a joined epoch (a ``build`` callable).
+G = TypeVar("G")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,47 +217,41 @@ def stage_welcome(
     )
 
 
-def check_reinit_welcome(
-    used: PreSharedKeyID | None,
-    ctx: GroupContext,
-    tree: TreeView,
+def join_by_welcome(
+    client: Client,
+    welcome: bytes,
     *,
-    reinit: ReInit,
-    identity: IdentityProvider,
-    old_tree: TreeView,
-) -> None:
-    """§12.4.3.1: a Welcome into the group a ReInit asked for."""
-    if used is None or used.usage != ResumptionPSKUsage.reinit:
-        raise InvalidReInit("the Welcome does not carry this group's reinit PSK")
-    if (
-        ctx.group_id != reinit.group_id
-        or ctx.version != reinit.version
-        or ctx.cipher_suite != reinit.cipher_suite
-        or tuple(ctx.extensions) != tuple(reinit.extensions)
-    ):
-        raise InvalidReInit("the new group does not match the ReInit proposal (§12.4.3.1)")
-    # §12.4.3.1: all members of the old group are members of the new one.
-    if not all_matched(identity, old_tree, tree):
-        raise InvalidReInit("a member of the old group is missing from the new group")
-
-
-def check_branch_welcome(
-    used: PreSharedKeyID | None,
-    ctx: GroupContext,
-    tree: TreeView,
-    *,
-    parent: GroupContext,
-    identity: IdentityProvider,
-    parent_tree: TreeView,
-) -> None:
-    """§11.3, §12.4.3.1: a Welcome into a subgroup branched from ``parent``."""
-    if used is None or used.usage != ResumptionPSKUsage.branch:
-        raise InvalidPSK("the Welcome does not carry a branch PSK of this group")
-    if ctx.version != parent.version or ctx.cipher_suite != parent.cipher_suite:
-        raise InvalidWelcome("a branch keeps the version and cipher suite (§11.3)")
-    # §11.3: every member of the subgroup matches a member of this group.
-    if not all_matched(identity, tree, parent_tree):
-        raise InvalidWelcome("a subgroup member is not a member of the parent group")
+    ratchet_tree: bytes | None,
+    config: GroupConfig | None,
+    identity: IdentityProvider | None,
+    resumption_psks: Mapping[tuple[bytes, int], bytes] | None,
+    build: Callable[[EpochState, GroupConfig, IdentityProvider], G],
+    check: Callable[[StagedWelcome, G], None] | None = None,
+) -> G:
+    """Join from a Welcome (§12.4.3.1): stage it, ``build`` the group, run ``check`` (the
+    caller's, or the ReInit/branch checks of §12.4.3.1), and only then spend the KeyPackage.
+    Any exception other than an :class:`~mls.errors.MLSError` is a bug, reported as
+    :class:`~mls.errors.InternalError`."""
+    try:
+        config = config or GroupConfig()
+        ident = identity or BasicIdentityProvider()
+        staged = stage_welcome(
+            client,
+            welcome,
+            ratchet_tree=ratchet_tree,
+            config=config,
+            identity=ident,
+            resumption_psks=resumption_psks,
+        )
+        group = build(staged.epoch_state(client.suite, config), config, ident)
+        if check is not None:
+            check(staged, group)
+        client.consume_key_package(staged.key_package_ref)
+        return group
+    except MLSError:
+        raise
+    except Exception as exc:
+        raise InternalError(f"{type(exc).__name__} while joining") from exc
 
 
 def verified_tree(
@@ -403,6 +401,43 @@ def external_commit(
         confirmation_tag=nxt.confirmation_tag,
     )
     return epoch, commit_bytes
+
+
+def join_by_external_commit(
+    client: Client,
+    group_info: bytes,
+    *,
+    ratchet_tree: bytes | None,
+    config: GroupConfig | None,
+    identity: IdentityProvider | None,
+    psks: Sequence[bytes],
+    resync: bool,
+    authenticated_data: bytes,
+    self_removes: Sequence[bytes],
+    build: Callable[[EpochState, GroupConfig, IdentityProvider], G],
+) -> tuple[G, bytes]:
+    """Join by :func:`external_commit` (§12.4.3.2): the group ``build`` makes of the joiner's
+    epoch, and the commit to send. Any exception other than an
+    :class:`~mls.errors.MLSError` is a bug, reported as :class:`~mls.errors.InternalError`."""
+    try:
+        config = config or GroupConfig()
+        ident = identity or BasicIdentityProvider()
+        epoch, commit_bytes = external_commit(
+            client,
+            group_info,
+            ratchet_tree=ratchet_tree,
+            config=config,
+            identity=ident,
+            psks=psks,
+            resync=resync,
+            authenticated_data=authenticated_data,
+            self_removes=self_removes,
+        )
+        return build(epoch, config, ident), commit_bytes
+    except MLSError:
+        raise
+    except Exception as exc:
+        raise InternalError(f"{type(exc).__name__} during external join") from exc
 
 
 def self_remove_entry(pc: ProposalContext, data: bytes) -> ProposalEntry:
