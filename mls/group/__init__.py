@@ -10,7 +10,7 @@ Modules, lowest first (each imports only those before it; ``tests/test_layers.py
 - ``validation``: the §7.3, §10.1, §12.1 and §12.2 checks.
 - ``epoch``: the current epoch (``EpochState``), past epochs, the key schedule step (§8).
 - ``proposal_list``: the proposal cache, one ``validate`` for every proposal, §12.3.
-- ``snapshot``: stored state as plain values and versioned CBOR.
+- ``snapshot``: stored state as plain values and versioned CBOR; the parts form (``GroupDelta``).
 - ``client``: ``Client``.
 - ``receive``: PrivateMessage/PublicMessage to ``VerifiedContent`` (§6).
 - ``staged_commit``: a received commit, staged (§12.4.2).
@@ -21,7 +21,8 @@ Modules, lowest first (each imports only those before it; ``tests/test_layers.py
 - ``commit_builder``: one commit builder for members and external joiners (§12.4.1, §12.4.3).
 - ``join``: Welcome and external commit (§12.4.3.1, §12.4.3.2).
 - ``creation``: a new group's first epoch; ReInit and branch (§11, §11.2, §11.3).
-- ``group``: ``Group``: the state and the public operations.
+- ``member_state``: ``MemberState``, the state ``Group`` holds, its accessors and persistence.
+- ``group``: ``Group`` (a ``MemberState``): the public operations.
 
 Incoming messages::
 
