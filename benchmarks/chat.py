@@ -45,11 +45,11 @@ every leaf a real client, every reachable parent node set), then its member at l
 Welcome with the tree out of band (``ChatClient.publish_key_packages`` and
 ``ChatClient.join``: public API). The client is the member at leaf n - 1 of an n-member group.
 The sender is the builder's member at leaf 0; its messages are made with ``Group.protect`` of
-``mls.app.content.text(...).to_cbor()`` carrying the sender's and the room's MIMI URIs, as
-``ChatClient.send`` makes them. All messages are protected before timing starts, in order, so
-the receiver takes each one as the next generation of the sender's ratchet. A few warm-up
-messages (not counted) come first, so the sender's leaf in the receiver's secret tree is
-already derived (steady state).
+``mls.app.content.text(body, salt=new_salt()).to_cbor()``, as ``ChatClient.send_text``
+makes them (no timer is set, so no expiry is added). All messages are protected before timing
+starts, in order, so the receiver takes each one as the next generation of the sender's
+ratchet. A few warm-up messages (not counted) come first, so the sender's leaf in the
+receiver's secret tree is already derived (steady state).
 
 Only public API is used here (``build_full`` reaches below it, see its docstring). The
 garbage collector is paused during each timed call (as in ``rekey.py``). The issue's
@@ -78,7 +78,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _builders import NOW, build_full
 
-from mls.app.client import ChatClient, ChatConfig, MessageReceived, room_uri, user_uri
+from mls.app.client import ChatClient, ChatConfig, MessageReceived
 from mls.app.content import new_salt, text
 from mls.app.storage import SQLiteStorage
 from mls.crypto import CipherSuite, get_suite
@@ -215,14 +215,11 @@ def setup(cs: CipherSuite, n: int, workdir: Path) -> Setup:
 
 
 def make_messages(s: Setup, count: int) -> list[bytes]:
-    """``count`` MIMI text messages from the sender, as ``ChatClient.send`` builds them."""
-    domain = s.chat_config.domain
-    ident = dict(s.sender.members())[s.sender.own_leaf_index].identity
-    suri, ruri = user_uri(domain, ident), room_uri(domain, s.group_id)
+    """``count`` MIMI text messages from the sender, as ``ChatClient.send_text`` builds them."""
     out = []
     for j in range(count):
         body = f"message {j} of the benchmark, about as long as a chat line"
-        content = text(body, salt=new_salt(), sender_uri=suri, room_uri=ruri)
+        content = text(body, salt=new_salt())
         out.append(s.sender.protect(content.to_cbor()))
     return out
 
