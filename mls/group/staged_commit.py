@@ -16,7 +16,7 @@ confirmation tag.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from mls.constants import LeafNodeSource, SenderType
 from mls.crypto import CipherSuite
@@ -155,14 +155,19 @@ def stage_commit(
         init_secret = external_init_secret(
             cs, epoch.secrets.external_secret, applied.external_init.kem_output
         )
-    ctx = GroupContext(
-        cipher_suite=cs.suite_id,
-        group_id=current.group_id,
-        epoch=current.epoch + 1,
-        tree_hash=b"",
-        confirmed_transcript_hash=current.confirmed_transcript_hash,
-        extensions=applied.extensions,
-    )
+
+    def provisional_context() -> GroupContext:
+        # §12.4.2: the new epoch, the tree hash of the new tree, the old confirmed transcript
+        # hash and the list's extensions; built once the tree is final.
+        return GroupContext(
+            cipher_suite=cs.suite_id,
+            group_id=current.group_id,
+            epoch=current.epoch + 1,
+            tree_hash=diff.tree_hash(),
+            confirmed_transcript_hash=current.confirmed_transcript_hash,
+            extensions=applied.extensions,
+        )
+
     tree = epoch.tree
     identity = pc.identity
     if commit.path is not None:
@@ -215,16 +220,16 @@ def stage_commit(
                 own=None if external else committer,
                 removed=applied.removed,
             )
-        apply_update_path(diff, committer, path)
-        ctx = replace(ctx, tree_hash=diff.tree_hash())
+        fdp = apply_update_path(diff, committer, path)
+        ctx = provisional_context()
         if not self_removed:
             result = decrypt_update_path(
-                cs, diff, private, committer, path, ctx.to_bytes(), exclude=applied.added
+                cs, diff, private, committer, path, ctx.to_bytes(), applied.added, fdp=fdp
             )
             commit_secret = result.commit_secret
             private = result.private
     else:
-        ctx = replace(ctx, tree_hash=diff.tree_hash())
+        ctx = provisional_context()
     if self_removed:
         # We cannot follow into the new epoch; the commit's signature was verified.
         return StagedCommit(

@@ -87,10 +87,11 @@ def direct_path(x: int, n_leaves: int) -> list[int]:
     """Parents of ``x`` from its parent up to and including the root (§4.1.2)."""
     r = root(n_leaves)
     d: list[int] = []
+    k = level(x)
     while x != r:
-        k = level(x)
-        b = (x >> (k + 1)) & 0x01
-        x = (x | (1 << k)) ^ (b << (k + 1))
+        # The parent of a node at level k is at level k + 1.
+        x = (x | (1 << k)) ^ (((x >> (k + 1)) & 0x01) << (k + 1))
+        k += 1
         d.append(x)
     return d
 

@@ -616,8 +616,40 @@ class UpdatePath:
     @classmethod
     def decode(cls, buf: Buffer) -> Self:
         leaf_node = LeafNode.decode(buf)
-        nodes: list[UpdatePathNode] = []
-        with buf.pull_block() as end:
-            while buf.position < end:
-                nodes.append(UpdatePathNode.decode(buf))
-        return cls(leaf_node=leaf_node, nodes=tuple(nodes))
+        return cls(leaf_node=leaf_node, nodes=_pull_path_nodes(buf.pull_opaque()))
+
+
+def _pull_path_nodes(raw: bytes) -> tuple[UpdatePathNode, ...]:
+    """The ``UpdatePathNode`` items of an encoded vector body (one per level of the sender's
+    filtered direct path), in one loop as :func:`_pull_ciphertexts`; same rules as
+    :meth:`UpdatePathNode.decode`."""
+    out: list[UpdatePathNode] = []
+    new = object.__new__
+    setattr_ = object.__setattr__
+    end = len(raw)
+    pos = 0
+    try:
+        while pos < end:
+            n = raw[pos]
+            if n < 0x40:
+                start, pos = pos + 1, pos + 1 + n
+            else:
+                start, pos = _opaque_span(raw, pos)
+            encryption_key = raw[start:pos]
+            n = raw[pos]
+            if n < 0x40:
+                start, pos = pos + 1, pos + 1 + n
+            else:
+                start, pos = _opaque_span(raw, pos)
+            if pos > end:
+                raise DecodeError("truncated UpdatePathNode")
+            cts = raw[start:pos]
+            # As UpdatePathNode.decode, without its keyword-argument dataclass call.
+            node = new(UpdatePathNode)
+            setattr_(node, "encryption_key", encryption_key)
+            setattr_(node, "encrypted_path_secret", _pull_ciphertexts(cts))
+            setattr_(node, "_encoded_cts", cts)
+            out.append(node)
+    except IndexError:
+        raise DecodeError("truncated UpdatePathNode") from None
+    return tuple(out)

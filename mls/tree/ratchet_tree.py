@@ -284,13 +284,17 @@ class TreeView:
         self._check_leaf_index(leaf_index)
         x = 2 * leaf_index
         r = self.root_index
+        stat = self._stat
         out: list[tuple[int, int]] = []
+        k = 0  # level(x); the parent of a node at level k is at level k + 1 (Appendix C)
         while x != r:
-            p = _parent_of(x)
-            s = right(p) if x < p else left(p)
-            if self._stat(s)[1]:
+            p = (x | (1 << k)) ^ (((x >> (k + 1)) & 1) << (k + 1))
+            # The copath child: the other child of p, at level k.
+            s = p + (1 << k) if x < p else p - (1 << k)
+            if stat(s)[1]:
                 out.append((p, s))
             x = p
+            k += 1
         return out
 
     # -- hashes (§7.8, §7.9) ------------------------------------------------------------------
@@ -315,8 +319,10 @@ class TreeView:
             assert isinstance(node, LeafNode)
             return self.cs.hash(head + b"\x01" + node.to_bytes())
         # ParentNodeHashInput: optional<ParentNode>, opaque left_hash<V>, opaque right_hash<V>.
-        lh = self._hash(left(x))
-        rh = self._hash(right(x))
+        # The children of a node at level k are x -+ 2^(k-1) (Appendix C).
+        half = 1 << (((x ^ (x + 1)).bit_length()) - 2)
+        lh = self._hash(x - half)
+        rh = self._hash(x + half)
         if node is None:
             body = b"\x02\x00"
         else:
@@ -936,14 +942,14 @@ class TreeDiff(TreeView):
         self._set(2 * leaf_index, None)
         self._truncate()
 
-    def _blank_direct_path(self, leaf_index: int) -> None:
+    def _blank_direct_path(self, leaf_index: int, *, propagate: bool = True) -> None:
         path = direct_path(2 * leaf_index, self._n_leaves)
         changed = False
         for p in path:
             if self.node(p) is not None:
                 self._set(p, None, propagate=False)
                 changed = True
-        if changed:
+        if changed and propagate:
             self._propagate(path[0])
 
     def set_leaf(self, leaf_index: int, leaf_node: LeafNode) -> None:
@@ -962,7 +968,14 @@ class TreeDiff(TreeView):
 
     # -- UpdatePath (§7.5, §7.9, §12.4.2) ----------------------------------------------------
 
-    def apply_path(self, leaf_index: int, public_keys: Sequence[bytes]) -> bytes:
+    def apply_path(
+        self,
+        leaf_index: int,
+        public_keys: Sequence[bytes],
+        *,
+        propagate: bool = True,
+        fdp: Sequence[tuple[int, int]] | None = None,
+    ) -> bytes:
         """Merge the public keys of an UpdatePath sent from ``leaf_index`` (§12.4.2).
 
         Blanks the sender's direct path, then sets each node of its filtered direct path to a
@@ -970,13 +983,19 @@ class TreeDiff(TreeView):
         up (§7.9, computed root-down). Returns the parent hash the sender's new LeafNode must
         carry. The leaf itself is left for :meth:`set_leaf`. Raises InvalidUpdatePath if the
         number of keys does not match the filtered direct path.
+
+        With ``propagate=False`` the counts and hash marks of the path are left for the
+        :meth:`set_leaf` that must follow (it refreshes the whole direct path once): no other
+        read of the diff may come between. ``fdp`` is the leaf's filtered direct path if the
+        caller has it.
         """
-        fdp = self.filtered_direct_path(leaf_index)
+        if fdp is None:
+            fdp = self.filtered_direct_path(leaf_index)
         if len(public_keys) != len(fdp):
             raise InvalidUpdatePath(
                 f"UpdatePath has {len(public_keys)} nodes, filtered direct path has {len(fdp)}"
             )
-        self._blank_direct_path(leaf_index)
+        self._blank_direct_path(leaf_index, propagate=propagate)
         ph = b""
         for (p, s), pk in zip(reversed(fdp), reversed(public_keys), strict=True):
             # P's unmerged leaves become empty, so its original sibling tree hash is simply the
@@ -985,7 +1004,7 @@ class TreeDiff(TreeView):
             node = ParentNode(encryption_key=pk, parent_hash=ph, unmerged_leaves=())
             self._set(p, node, propagate=False)
             ph = self.parent_hash(pk, ph, self._hash(s))
-        if fdp:
+        if fdp and propagate:
             self._propagate(fdp[0][0])
         return ph
 

@@ -28,7 +28,7 @@ Welcome (§12.4.3.1).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Self
 
@@ -318,7 +318,8 @@ def prepare_update_path(
         public_keys.append(pk)
         secret = _next_path_secret(cs, secret)
     commit_secret = secret
-    parent_hash = diff.apply_path(sender, public_keys)
+    # set_leaf below refreshes the counts of the whole direct path, once.
+    parent_hash = diff.apply_path(sender, public_keys, propagate=False)
     unsigned = replace(
         leaf_template,
         encryption_key=leaf_pk,
@@ -344,7 +345,7 @@ def prepare_update_path(
 # -- receiving an UpdatePath (§12.4.2) -----------------------------------------------------------
 
 
-def apply_update_path(diff: TreeDiff, sender: int, path: UpdatePath) -> None:
+def apply_update_path(diff: TreeDiff, sender: int, path: UpdatePath) -> list[tuple[int, int]]:
     """Merge a received UpdatePath's public part into ``diff`` (§12.4.2 "merge UpdatePath into
     the tree"), after the commit's proposals were applied to it.
 
@@ -354,6 +355,9 @@ def apply_update_path(diff: TreeDiff, sender: int, path: UpdatePath) -> None:
     that the leaf's parent hash is the one the merged path gives (ParentHashMismatch, §7.9.2).
     The rest of §7.3 leaf validation (signature, credential, capabilities) is
     :func:`mls.tree.validation.validate_leaf_node`'s job. On error discard ``diff``.
+
+    Returns the sender's filtered direct path (:meth:`TreeDiff.filtered_direct_path`), which
+    merging the path leaves as it was, for :func:`decrypt_update_path`.
     """
     leaf = path.leaf_node
     if leaf.leaf_node_source != LeafNodeSource.commit:
@@ -364,10 +368,14 @@ def apply_update_path(diff: TreeDiff, sender: int, path: UpdatePath) -> None:
     for key in keys:
         if diff.find_encryption_key(key) is not None:
             raise DuplicateEncryptionKey("an UpdatePath key already appears in the tree")
-    expected = diff.apply_path(sender, keys[1:])
+    # The path's copath children are off the direct path, so merging leaves this unchanged.
+    fdp = diff.filtered_direct_path(sender)
+    # set_leaf refreshes the counts of the whole direct path, once.
+    expected = diff.apply_path(sender, keys[1:], propagate=False, fdp=fdp)
     if leaf.parent_hash != expected:
         raise ParentHashMismatch("the committer's leaf parent_hash does not match its path")
     diff.set_leaf(sender, leaf)
+    return fdp
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -391,6 +399,8 @@ def decrypt_update_path(
     path: UpdatePath,
     group_context: bytes,
     exclude: Collection[int] = (),
+    *,
+    fdp: Sequence[tuple[int, int]] | None = None,
 ) -> PathResult:
     """Decrypt a received UpdatePath already merged by :func:`apply_update_path` (§12.4.2).
 
@@ -398,11 +408,14 @@ def decrypt_update_path(
     minus the commit's new members ``exclude`` (InvalidUpdatePath), decrypts the one ciphertext
     addressed to a node this member holds the key of (DecryptFailed on failure), derives the
     path secrets above it and checks they give the public keys of the path (InvalidUpdatePath).
+    ``fdp`` is the sender's filtered direct path if the caller has it (what
+    :func:`apply_update_path` returns); it is computed otherwise.
     """
     me = private.leaf_index
     if me == sender:
         raise UsageError("the committer does not decrypt its own UpdatePath")
-    fdp = diff.filtered_direct_path(sender)
+    if fdp is None:
+        fdp = diff.filtered_direct_path(sender)
     if len(path.nodes) != len(fdp):
         raise InvalidUpdatePath(
             f"UpdatePath has {len(path.nodes)} nodes, filtered direct path has {len(fdp)}"
@@ -413,7 +426,9 @@ def decrypt_update_path(
     for i, (_, s) in enumerate(fdp):
         # Every non-blank leaf under S appears exactly once in its resolution, so the count
         # without the new members is a subtraction (O(log n), not a walk of S).
-        expected = diff.resolution_size(s) - sum(1 for x in new_members if in_subtree(x, s))
+        expected = diff.resolution_size(s)
+        if new_members:
+            expected -= sum(1 for x in new_members if in_subtree(x, s))
         if len(path.nodes[i].encrypted_path_secret) != expected:
             raise InvalidUpdatePath(
                 f"UpdatePath node {i} has {len(path.nodes[i].encrypted_path_secret)} "
