@@ -66,18 +66,37 @@ class Buffer:
         self._pos = pos + 1
         return self._data[pos]
 
+    # The pull_* methods below inline _take and pull_uint8 (every struct decode runs them);
+    # they raise the same DecodeError messages.
+
     def pull_uint16(self) -> int:
-        return int.from_bytes(self._take(2), "big")
+        pos = self._pos
+        if pos + 2 > self._end:
+            return int.from_bytes(self._take(2), "big")
+        self._pos = pos + 2
+        return int.from_bytes(self._data[pos : pos + 2], "big")
 
     def pull_uint32(self) -> int:
-        return int.from_bytes(self._take(4), "big")
+        pos = self._pos
+        if pos + 4 > self._end:
+            return int.from_bytes(self._take(4), "big")
+        self._pos = pos + 4
+        return int.from_bytes(self._data[pos : pos + 4], "big")
 
     def pull_uint64(self) -> int:
-        return int.from_bytes(self._take(8), "big")
+        pos = self._pos
+        if pos + 8 > self._end:
+            return int.from_bytes(self._take(8), "big")
+        self._pos = pos + 8
+        return int.from_bytes(self._data[pos : pos + 8], "big")
 
     def pull_varint(self) -> int:
         """RFC 9420 §2.1.2 variable-length integer; rejects 0b11 and non-minimal forms."""
-        first = self.pull_uint8()
+        pos = self._pos
+        if pos >= self._end:
+            raise DecodeError(f"truncated: need 1 byte at offset {pos}")
+        first = self._data[pos]
+        self._pos = pos + 1
         prefix = first >> 6
         if prefix == 0:
             return first
@@ -95,6 +114,16 @@ class Buffer:
 
     def pull_opaque(self) -> bytes:
         """``opaque data<V>``."""
+        pos, data = self._pos, self._data
+        if pos < self._end:
+            n = data[pos]
+            if n < 0x40:
+                # A one-byte length, the common case; anything else (or a truncation) takes
+                # the general path below, which raises.
+                stop = pos + 1 + n
+                if stop <= self._end:
+                    self._pos = stop
+                    return data[pos + 1 : stop]
         return self._take(self.pull_varint())
 
     def pull_opaque8(self) -> bytes:
@@ -210,12 +239,16 @@ class Writer:
         self._out.append(1 if value else 0)
 
 
+#: The one-byte varints, prebuilt.
+_ONE_BYTE = tuple(bytes((i,)) for i in range(0x40))
+
+
 def encode_varint(value: int) -> bytes:
     """Minimal RFC 9420 §2.1.2 encoding of ``value`` (0 <= value < 2^30)."""
     if value < 0x40:
         if value < 0:
             raise ValueError("varint must be non-negative")
-        return bytes((value,))
+        return _ONE_BYTE[value]
     if value < 0x4000:
         return (value | 0x4000).to_bytes(2, "big")
     if value <= MAX_VARINT:

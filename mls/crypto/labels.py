@@ -60,14 +60,25 @@ encode_label = _label
 encode_opaque = _opaque
 
 
+# Encoded KDFLabels with a short context ("left" / "right" of every secret-tree level, the
+# empty context of the epoch secrets), built once each: a bounded set of constants.
+_KDF_LABEL_CACHE: dict[tuple[str, bytes, int], bytes] = {}
+
+
 def expand_with_label(
     cs: CipherSuite, secret: bytes, label: str, context: bytes, length: int
 ) -> bytes:
     """ExpandWithLabel (RFC 9420 §8): KDF.Expand(secret, KDFLabel, length)."""
-    if not 0 <= length <= 0xFFFF:
-        # KDFLabel.length is a uint16 (§8).
-        raise UsageError(f"ExpandWithLabel length {length} does not fit a uint16")
-    info = length.to_bytes(2, "big") + _label(label) + _opaque(context)
+    short = len(context) <= 8
+    info = _KDF_LABEL_CACHE.get((label, context, length)) if short else None
+    if info is None:
+        if not 0 <= length <= 0xFFFF:
+            # KDFLabel.length is a uint16 (§8).
+            raise UsageError(f"ExpandWithLabel length {length} does not fit a uint16")
+        info = length.to_bytes(2, "big") + _label(label) + _opaque(context)
+        # Exporter labels come from applications: bound the cache.
+        if short and len(_KDF_LABEL_CACHE) < 1024:
+            _KDF_LABEL_CACHE[(label, context, length)] = info
     return cs.kdf_expand(secret, info, length)
 
 
