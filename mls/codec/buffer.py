@@ -206,7 +206,8 @@ class Writer:
         self._out += encode_varint(value)
 
     def push_opaque(self, data: bytes | bytearray) -> None:
-        self._out += encode_varint(len(data))
+        n = len(data)
+        self._out += _ONE_BYTE[n] if n < 0x40 else encode_varint(n)
         self._out += data
 
     def push_opaque8(self, data: bytes) -> None:
@@ -239,8 +240,9 @@ class Writer:
         self._out.append(1 if value else 0)
 
 
-#: The one-byte varints, prebuilt.
-_ONE_BYTE = tuple(bytes((i,)) for i in range(0x40))
+#: The one-byte varints (values 0 to 63), prebuilt.
+ONE_BYTE_VARINTS = tuple(bytes((i,)) for i in range(0x40))
+_ONE_BYTE = ONE_BYTE_VARINTS
 
 
 def encode_varint(value: int) -> bytes:
@@ -258,4 +260,5 @@ def encode_varint(value: int) -> bytes:
 
 def opaque(data: bytes) -> bytes:
     """``opaque<V>`` encoding of ``data`` as a standalone byte string."""
-    return encode_varint(len(data)) + data
+    n = len(data)
+    return (_ONE_BYTE[n] if n < 0x40 else encode_varint(n)) + data

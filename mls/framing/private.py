@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Self
 
-from mls.codec.buffer import Buffer, Writer, encode_varint
+from mls.codec.buffer import ONE_BYTE_VARINTS, Buffer, Writer, encode_varint
 from mls.constants import ContentType
 from mls.errors import BadPadding, DecodeError, UsageError
 from mls.framing.content import (
@@ -38,7 +38,7 @@ _CONTENT_TYPES = (ContentType.application, ContentType.proposal, ContentType.com
 
 def _opaque(data: bytes) -> bytes:
     n = len(data)
-    return (bytes((n,)) if n < 0x40 else encode_varint(n)) + data
+    return (ONE_BYTE_VARINTS[n] if n < 0x40 else encode_varint(n)) + data
 
 
 # The AADs and SenderData are encoded for every application message sent or received: they are

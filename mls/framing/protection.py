@@ -291,6 +291,7 @@ def protect_application_data(
     if leaf is None:
         raise UsageError("this secret tree has no own leaf to send from")
     group_id, epoch = context.group_id, context.epoch
+    application_data = opaque(data)
     framed = (
         opaque(group_id)
         + epoch.to_bytes(8, "big")
@@ -298,11 +299,11 @@ def protect_application_data(
         + leaf.to_bytes(4, "big")
         + opaque(authenticated_data)
         + b"\x01"  # content_type application
-        + opaque(data)
+        + application_data
     )
     tbs = _APP_TBS_HEAD + framed + context.to_bytes()
     signature = sign_with_label(cs, signature_private_key, "FramedContentTBS", tbs)
-    unpadded = opaque(data) + opaque(signature)
+    unpadded = application_data + opaque(signature)
     aad, encrypted_sender_data, ciphertext = _seal(
         cs,
         secret_tree,
@@ -332,6 +333,17 @@ def decrypt_sender_data(
     Raises :class:`BadSenderData` if it does not decrypt and :class:`DecodeError` if the
     plaintext is not a SenderData.
     """
+    plaintext = _open_sender_data(cs, msg, sender_data_secret)
+    return SenderData(
+        leaf_index=int.from_bytes(plaintext[:4], "big"),
+        generation=int.from_bytes(plaintext[4:8], "big"),
+        reuse_guard=plaintext[8:],
+    )
+
+
+def _open_sender_data(cs: CipherSuite, msg: PrivateMessage, sender_data_secret: bytes) -> bytes:
+    """The encoded SenderData of ``msg``, checked to be 12 bytes (§6.3.2); errors as
+    :func:`decrypt_sender_data`."""
     if msg.content_type not in _PRIVATE_CONTENT_TYPES:
         raise InvalidContentType(f"unknown content_type {msg.content_type} in a PrivateMessage")
     sd_key, sd_nonce = sender_data_key_nonce(cs, sender_data_secret, msg.ciphertext)
@@ -339,14 +351,10 @@ def decrypt_sender_data(
         plaintext = cs.aead_open(sd_key, sd_nonce, msg.sender_data_aad(), msg.encrypted_sender_data)
     except DecryptFailed:
         raise BadSenderData("PrivateMessage sender data does not decrypt") from None
-    # SenderData is fixed-size (uint32, uint32, opaque[4]): parse it without a Buffer.
+    # SenderData is fixed-size (uint32 leaf_index, uint32 generation, opaque reuse_guard[4]).
     if len(plaintext) != 12:
         raise DecodeError(f"SenderData is 12 bytes, got {len(plaintext)}")
-    return SenderData(
-        leaf_index=int.from_bytes(plaintext[:4], "big"),
-        generation=int.from_bytes(plaintext[4:8], "big"),
-        reuse_guard=plaintext[8:],
-    )
+    return plaintext
 
 
 def _parse_content(plaintext: bytes, content_type: int) -> PrivateMessageContent:
@@ -385,20 +393,19 @@ def decrypt_private_message(
     ``secret_tree.confirm_receive(pending)`` once the message is accepted. Checking the
     signature, group_id and epoch is the caller's job.
     """
-    sender_data = decrypt_sender_data(cs, msg, sender_data_secret)
-    leaf = sender_data.leaf_index
+    sender_data = _open_sender_data(cs, msg, sender_data_secret)
+    leaf = int.from_bytes(sender_data[:4], "big")
+    generation = int.from_bytes(sender_data[4:8], "big")
     if leaf >= secret_tree.leaf_count:
         raise UnknownSender(f"sender leaf {leaf} is outside a tree of {secret_tree.leaf_count}")
     if leaf_is_member is not None and not leaf_is_member(leaf):
         raise UnknownSender(f"sender leaf {leaf} is blank")
     if leaf == secret_tree.own_leaf:
-        raise OwnMessage(
-            f"PrivateMessage from our own leaf {leaf}", generation=sender_data.generation
-        )
-    pending = secret_tree.prepare_receive(leaf, msg.content_type, sender_data.generation)
+        raise OwnMessage(f"PrivateMessage from our own leaf {leaf}", generation=generation)
+    pending = secret_tree.prepare_receive(leaf, msg.content_type, generation)
     plaintext = cs.aead_open(
         pending.key,
-        _guarded_nonce(pending.nonce, sender_data.reuse_guard),
+        _guarded_nonce(pending.nonce, sender_data[8:]),
         msg.content_aad(),
         msg.ciphertext,
     )

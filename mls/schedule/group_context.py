@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Self
 
-from mls.codec.buffer import Buffer, Writer
+from mls.codec.buffer import Buffer, Writer, opaque
 from mls.constants import ProtocolVersion
 from mls.extensions import Extension, pull_extensions, push_extensions
 
@@ -45,15 +45,21 @@ class GroupContext:
         """The encoded GroupContext (cached)."""
         enc = self._encoded
         if enc is None:
-            w = Writer()
-            w.push_uint16(self.version)
-            w.push_uint16(self.cipher_suite)
-            w.push_opaque(self.group_id)
-            w.push_uint64(self.epoch)
-            w.push_opaque(self.tree_hash)
-            w.push_opaque(self.confirmed_transcript_hash)
-            push_extensions(w, self.extensions)
-            enc = w.getvalue()
+            if self.extensions:
+                w = Writer()
+                push_extensions(w, self.extensions)
+                exts = w.getvalue()
+            else:
+                exts = b"\x00"  # an empty vector: its varint length, 0
+            enc = (
+                self.version.to_bytes(2, "big")
+                + self.cipher_suite.to_bytes(2, "big")
+                + opaque(self.group_id)
+                + self.epoch.to_bytes(8, "big")
+                + opaque(self.tree_hash)
+                + opaque(self.confirmed_transcript_hash)
+                + exts
+            )
             object.__setattr__(self, "_encoded", enc)
         return enc
 

@@ -542,7 +542,7 @@ class UpdatePathNode:
 
 
 def _varint_prefix(n: int) -> bytes:
-    return bytes((n,)) if n < 0x40 else encode_varint(n)
+    return encode_varint(n)
 
 
 def _pull_ciphertexts(raw: bytes) -> tuple[HPKECiphertext, ...]:
@@ -585,9 +585,16 @@ def _pull_ciphertexts(raw: bytes) -> tuple[HPKECiphertext, ...]:
 
 def _opaque_span(raw: bytes, pos: int) -> tuple[int, int]:
     """(start, stop) of the ``opaque<V>`` at ``pos`` with a multi-byte varint length."""
-    buf = Buffer(raw[pos : pos + 4])
-    length = buf.pull_varint()
-    start = pos + buf.position
+    if raw[pos] >> 6 == 1 and pos + 2 <= len(raw):
+        # Two-byte lengths (64 to 16383 bytes: a commit's ciphertext vectors), inlined.
+        length = ((raw[pos] & 0x3F) << 8) | raw[pos + 1]
+        if length < 0x40:
+            raise DecodeError("non-minimal varint encoding")
+        start = pos + 2
+    else:
+        buf = Buffer(raw[pos : pos + 4])
+        length = buf.pull_varint()
+        start = pos + buf.position
     if start + length > len(raw):
         raise DecodeError("truncated HPKECiphertext")
     return start, start + length

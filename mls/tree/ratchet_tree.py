@@ -57,7 +57,7 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Final, Self
 
-from mls.codec.buffer import encode_varint
+from mls.codec.buffer import ONE_BYTE_VARINTS, encode_varint
 from mls.errors import (
     DecodeError,
     InvalidUpdatePath,
@@ -101,7 +101,9 @@ def in_subtree(x: int, top: int) -> bool:
 
 
 def _opaque(data: bytes) -> bytes:
-    return encode_varint(len(data)) + data
+    n = len(data)
+    # Hashes and keys are shorter than 64 bytes: a one-byte varint.
+    return (ONE_BYTE_VARINTS[n] if n < 0x40 else encode_varint(n)) + data
 
 
 def _encode_parent(node: ParentNode) -> bytes:
