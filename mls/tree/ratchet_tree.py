@@ -151,7 +151,7 @@ class TreeView:
         """Tree hash of the subtree under ``x`` (§7.8), memoised."""
         raise NotImplementedError
 
-    def _key_candidates(self, encryption_key: bytes) -> Iterator[int]:
+    def _key_candidates(self, encryption_key: bytes) -> tuple[int, ...]:
         raise NotImplementedError
 
     def _sig_candidates(self, signature_key: bytes) -> Iterator[int]:
@@ -398,8 +398,11 @@ class TreeView:
 
     def find_encryption_key(self, encryption_key: bytes) -> int | None:
         """Node index of a node holding this HPKE key, or ``None``. O(1)."""
+        candidates = self._key_candidates(encryption_key)
+        if not candidates:
+            return None  # the common case: a new key
         width = self.width
-        for x in self._key_candidates(encryption_key):
+        for x in candidates:
             if x < width:
                 node = self.node(x)
                 if node is not None and node.encryption_key == encryption_key:
@@ -617,10 +620,9 @@ class RatchetTree(TreeView):
             k += 1
         self._hashed = True
 
-    def _key_candidates(self, encryption_key: bytes) -> Iterator[int]:
+    def _key_candidates(self, encryption_key: bytes) -> tuple[int, ...]:
         x = self._enc_index.get(encryption_key)
-        if x is not None:
-            yield x
+        return () if x is None else (x,)
 
     def _sig_candidates(self, signature_key: bytes) -> Iterator[int]:
         i = self._sig_index.get(signature_key)
@@ -780,13 +782,12 @@ class TreeDiff(TreeView):
         self._hash_ov[x] = h
         return h
 
-    def _key_candidates(self, encryption_key: bytes) -> Iterator[int]:
+    def _key_candidates(self, encryption_key: bytes) -> tuple[int, ...]:
         x = self._enc_new.get(encryption_key)
-        if x is not None:
-            yield x
-        x = self._base._enc_index.get(encryption_key)
-        if x is not None:
-            yield x
+        y = self._base._enc_index.get(encryption_key)
+        if x is None:
+            return () if y is None else (y,)
+        return (x,) if y is None else (x, y)
 
     def _sig_candidates(self, signature_key: bytes) -> Iterator[int]:
         i = self._sig_new.get(signature_key)
@@ -817,9 +818,10 @@ class TreeDiff(TreeView):
         """
         if self._merged:
             raise UsageError("this diff was already merged")
-        old = self.node(x)
-        self._changes[x] = node
         if x & 1 == 0:
+            # A leaf: the credential counters follow the member it held and the new one.
+            old = self.node(x)
+            self._changes[x] = node
             if old is not None:
                 assert isinstance(old, LeafNode)
                 self._d_cred_used[old.credential.credential_type] -= 1
@@ -829,6 +831,8 @@ class TreeDiff(TreeView):
                 self._d_cred_used[node.credential.credential_type] += 1
                 self._d_cred_supported.update(set(node.capabilities.credentials))
                 self._sig_new[node.signature_key] = x >> 1
+        else:
+            self._changes[x] = node
         if node is not None:
             self._enc_new[node.encryption_key] = x
         if propagate:
@@ -944,11 +948,15 @@ class TreeDiff(TreeView):
         self._set(2 * leaf_index, None)
         self._truncate()
 
-    def _blank_direct_path(self, leaf_index: int, *, propagate: bool = True) -> None:
+    def _blank_direct_path(
+        self, leaf_index: int, *, propagate: bool = True, skip: Collection[int] = ()
+    ) -> None:
+        """Blank the parents on the leaf's direct path, except those in ``skip`` (which the
+        caller sets next: setting a parent node does not depend on what it held)."""
         path = direct_path(2 * leaf_index, self._n_leaves)
         changed = False
         for p in path:
-            if self.node(p) is not None:
+            if p not in skip and self.node(p) is not None:
                 self._set(p, None, propagate=False)
                 changed = True
         if changed and propagate:
@@ -997,7 +1005,7 @@ class TreeDiff(TreeView):
             raise InvalidUpdatePath(
                 f"UpdatePath has {len(public_keys)} nodes, filtered direct path has {len(fdp)}"
             )
-        self._blank_direct_path(leaf_index, propagate=propagate)
+        self._blank_direct_path(leaf_index, propagate=propagate, skip={p for p, _ in fdp})
         ph = b""
         for (p, s), pk in zip(reversed(fdp), reversed(public_keys), strict=True):
             # P's unmerged leaves become empty, so its original sibling tree hash is simply the
