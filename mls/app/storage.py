@@ -472,10 +472,11 @@ class SQLiteStorage:
                 _delete_group(db, gid)
             for w in change.put_groups:
                 _put_group(db, w)
-            db.executemany(
-                "DELETE FROM messages WHERE group_id = ? AND message_id = ?",
-                change.delete_messages,
-            )
+            if change.delete_messages:
+                db.executemany(
+                    "DELETE FROM messages WHERE group_id = ? AND message_id = ?",
+                    change.delete_messages,
+                )
             db.executemany(
                 "INSERT INTO messages (group_id, message_id, sender, sender_leaf, epoch, "
                 "received_at, expires_at, outgoing, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -608,16 +609,19 @@ def _put_group(db: sqlite3.Connection, w: GroupWrite) -> None:
             )
     if d.full:
         db.execute("DELETE FROM group_secrets WHERE group_id = ?", (gid,))
-    db.executemany(
-        "DELETE FROM group_secrets WHERE group_id = ? AND epoch = ?",
-        [(gid, ep) for ep in d.drop_epochs],
-    )
+    for ep in d.drop_epochs:
+        db.execute("DELETE FROM group_secrets WHERE group_id = ? AND epoch = ?", (gid, ep))
     gone = [(gid, ep, node) for (ep, node), row in d.secrets.items() if row is None]
-    db.executemany("DELETE FROM group_secrets WHERE group_id = ? AND epoch = ? AND node = ?", gone)
-    db.executemany(
-        "INSERT OR REPLACE INTO group_secrets (group_id, epoch, node, row) VALUES (?, ?, ?, ?)",
-        [(gid, ep, node, row) for (ep, node), row in d.secrets.items() if row is not None],
-    )
+    if gone:
+        db.executemany(
+            "DELETE FROM group_secrets WHERE group_id = ? AND epoch = ? AND node = ?", gone
+        )
+    put = [(gid, ep, node, row) for (ep, node), row in d.secrets.items() if row is not None]
+    if put:
+        db.executemany(
+            "INSERT OR REPLACE INTO group_secrets (group_id, epoch, node, row) VALUES (?, ?, ?, ?)",
+            put,
+        )
 
 
 def _migrate_v1(db: sqlite3.Connection) -> None:
