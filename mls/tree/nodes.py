@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Self, TypeAlias
 
-from mls.codec.buffer import Buffer, Writer, encode_varint
+from mls.codec.buffer import ONE_BYTE_VARINTS, Buffer, Writer, encode_varint
 from mls.constants import LeafNodeSource, NodeType
 from mls.credentials import Credential
 from mls.crypto.labels import sign_with_label, verify_with_label
@@ -350,14 +350,11 @@ class ParentNode:
         else:
             raw = b""
         key, ph = self.encryption_key, self.parent_hash
-        return (
-            _varint_prefix(len(key))
-            + key
-            + _varint_prefix(len(ph))
-            + ph
-            + _varint_prefix(len(raw))
-            + raw
-        )
+        nk, nph = len(key), len(ph)
+        if nk < 0x40 and nph < 0x40 and not raw:
+            # The common case (suite keys and hashes up to 63 bytes, no unmerged leaves).
+            return ONE_BYTE_VARINTS[nk] + key + ONE_BYTE_VARINTS[nph] + ph + b"\x00"
+        return _varint_prefix(nk) + key + _varint_prefix(nph) + ph + _varint_prefix(len(raw)) + raw
 
     def encode(self, w: Writer) -> None:
         w.push_bytes(self.to_bytes())

@@ -329,7 +329,7 @@ class TreeView:
             body = b"\x02\x00"
         else:
             assert isinstance(node, ParentNode)
-            body = b"\x02\x01" + _encode_parent(node)
+            body = b"\x02\x01" + node.to_bytes()
         return self.cs.hash(body + _opaque(lh) + _opaque(rh))
 
     def parent_hash(self, encryption_key: bytes, parent_hash: bytes, sibling_hash: bytes) -> bytes:
