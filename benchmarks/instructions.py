@@ -8,9 +8,9 @@ Instructions executed do not depend on the load. This script runs every measurem
 prepared outside the count and each measured call gets its own dump
 (``--dump-after=functools_reduce``).
 
-- **Operations** (full tree of n members, suite 1 by default, as in ``rekey.py``): ``commit``
-  (an empty commit with a path), ``process`` (of that commit, by the member at the last leaf),
-  ``protect`` and ``unprotect`` (1 KiB, steady state).
+- **Operations** (full tree of n members, or ``--shape sparse``; suite 1 by default, as in
+  ``rekey.py``): ``commit`` (an empty commit with a path), ``process`` (of that commit, by the
+  member at the last leaf), ``protect`` and ``unprotect`` (1 KiB, steady state).
 - **Primitives**: each counted primitive of ``mls.crypto.COUNTERS`` is priced in instructions per
   call (and per byte, from a 64 B and a 64 KiB input), K calls inside one measured call.
 - **Floor** = sum of primitive counts (from ``COUNTERS`` in a native run of the same operation)
@@ -53,7 +53,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _builders import NOW, build_full
+from _builders import NOW, Built, build_full, build_sparse
 from rekey import MESSAGE, PRICED
 
 from mls.crypto import COUNTERS, CipherSuite, get_suite
@@ -239,10 +239,14 @@ def floor(counts: dict[str, int], model: dict[str, tuple[float, float]]) -> floa
     return total
 
 
-def prepare(n: int, suite: int, tmp: Path) -> dict[str, dict[str, int]]:
+#: The tree shapes of ``rekey.py`` this script measures (see ``_builders.py``).
+SHAPES: dict[str, Callable[..., Built]] = {"full": build_full, "sparse": build_sparse}
+
+
+def prepare(n: int, suite: int, tmp: Path, shape: str = "full") -> dict[str, dict[str, int]]:
     """Build the group natively, save what the child needs, and count each op's primitives."""
     cs = get_suite(suite)
-    b = build_full(cs, n, GroupConfig(), log)
+    b = SHAPES[shape](cs, n, GroupConfig(), log)
     c, p = b.committer, b.processor
     c.tree.tree_hash()
     c_st = c._secret_tree.to_bytes()
@@ -303,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         "--suite", type=lambda x: int(x, 0), default=1, help="suite id (0x004f: X-Wing)"
     )
     ap.add_argument("--ops", default=",".join(OPS), help="comma-separated subset of " + str(OPS))
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="full", help="tree shape")
     ap.add_argument(
         "--warmups",
         type=int,
@@ -341,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             work = tmp / f"n{n}"
             work.mkdir()
             log(f"n={n}: building and counting natively")
-            counts = prepare(n, args.suite, work)
+            counts = prepare(n, args.suite, work, args.shape)
             log(f"n={n}: measuring under callgrind")
             ops = [op for op in args.ops.split(",") if op in OPS]
             instr = {}
@@ -370,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         r["ratio"] = r["instructions"] / r["floor_before"]
         r["ratio_after"] = r["instructions"] / r["floor_after"]
     lines = [
-        f"Instructions (callgrind, suite {args.suite}, full tree, {args.warmups} warm-ups, "
+        f"Instructions (callgrind, suite {args.suite}, {args.shape} tree, {args.warmups} warm-ups, "
         f"protect / unprotect {'first message' if args.first_message else 'steady'}); "
         "floor = primitive counts x instructions per primitive call (priced before and after "
         "the operations).",
