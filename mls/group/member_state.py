@@ -241,6 +241,9 @@ class MemberState:
         once: if storing them fails, reload the group from the store."""
         snap = self._snapshot()
         stored = self._stored_trees
+        # Encode first: taking the changed rows clears them, so nothing may fail after it.
+        rest = snap.rest_part()
+        state = snap.epoch_part() if stored is None or not self._epoch_stored else None
         trees = dict(snap.secret_trees())
         secrets: dict[tuple[int, int], bytes | None] = {}
         for ep, tree in trees.items():
@@ -257,12 +260,11 @@ class MemberState:
             if stored is None
             else tuple(ep for ep, t in stored.items() if trees.get(ep) is not t)
         )
-        rest = snap.rest_part()
         delta = GroupDelta(
             group_id=self.group_id,
             epoch=self.epoch,
             full=stored is None,
-            state=snap.epoch_part() if stored is None or not self._epoch_stored else None,
+            state=state,
             rest=rest if rest != self._stored_rest else None,
             secrets=secrets,
             drop_epochs=drop,
