@@ -269,6 +269,8 @@ class MemberState:
             secrets=secrets,
             drop_epochs=drop,
         )
+        # The trees are held by reference (an id could be reused once a tree is freed); a
+        # dropped epoch's tree is released at the next delta, which ChatClient takes at once.
         self._stored_rest, self._stored_trees, self._epoch_stored = rest, trees, True
         return delta
 

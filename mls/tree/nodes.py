@@ -354,7 +354,7 @@ class ParentNode:
         if nk < 0x40 and nph < 0x40 and not raw:
             # The common case (suite keys and hashes up to 63 bytes, no unmerged leaves).
             return ONE_BYTE_VARINTS[nk] + key + ONE_BYTE_VARINTS[nph] + ph + b"\x00"
-        return _varint_prefix(nk) + key + _varint_prefix(nph) + ph + _varint_prefix(len(raw)) + raw
+        return encode_varint(nk) + key + encode_varint(nph) + ph + encode_varint(len(raw)) + raw
 
     def encode(self, w: Writer) -> None:
         w.push_bytes(self.to_bytes())
@@ -524,7 +524,7 @@ class UpdatePathNode:
             parts: list[bytes] = []
             for ct in self.encrypted_path_secret:
                 kem, c = ct.kem_output, ct.ciphertext
-                parts += (_varint_prefix(len(kem)), kem, _varint_prefix(len(c)), c)
+                parts += (encode_varint(len(kem)), kem, encode_varint(len(c)), c)
             raw = b"".join(parts)
             object.__setattr__(self, "_encoded_cts", raw)
         w.push_opaque(raw)
@@ -536,10 +536,6 @@ class UpdatePathNode:
         node = cls(encryption_key=encryption_key, encrypted_path_secret=_pull_ciphertexts(raw))
         object.__setattr__(node, "_encoded_cts", raw)
         return node
-
-
-def _varint_prefix(n: int) -> bytes:
-    return encode_varint(n)
 
 
 def _pull_ciphertexts(raw: bytes) -> tuple[HPKECiphertext, ...]:

@@ -106,10 +106,6 @@ def _opaque(data: bytes) -> bytes:
     return (ONE_BYTE_VARINTS[n] if n < 0x40 else encode_varint(n)) + data
 
 
-def _encode_parent(node: ParentNode) -> bytes:
-    return node.to_bytes()
-
-
 def parent_hash_input(encryption_key: bytes, parent_hash: bytes, sibling_hash: bytes) -> bytes:
     """Encoded ParentHashInput (§7.9)::
 
@@ -375,7 +371,7 @@ class TreeView:
             kept = tuple(i for i in node.unmerged_leaves if i not in removed)
             if len(kept) != len(node.unmerged_leaves):
                 node = replace(node, unmerged_leaves=kept)
-            body = b"\x02\x01" + _encode_parent(node)
+            body = b"\x02\x01" + node.to_bytes()
         return self.cs.hash(body + _opaque(lh) + _opaque(rh))
 
     def parent_hash_of(self, p: int, s: int) -> bytes:
